@@ -1,0 +1,138 @@
+// Package route is the vocabulary and the decision logic of vpc-route-publisher:
+// what a route is, who owns it, and how the desired routes of a cluster are
+// reconciled with the entries present in the VPC route tables.
+//
+// The package does no cloud I/O. The cloud side is reached through the small
+// Table and Instances interfaces declared here and implemented by pkg/cloud;
+// the desired side through Source, implemented by pkg/ipam.
+package route
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Entry statuses as reported by the VPC API. An entry is only usable by the
+// VPC router once it is Available.
+const (
+	StatusPending   = "Pending"
+	StatusAvailable = "Available"
+	StatusModifying = "Modifying"
+	StatusDeleting  = "Deleting"
+)
+
+// Route is one custom route entry: pod CIDR → ECS instance, in one route table.
+//
+// On the desired side Table, Destination, NextHop and Node are set. On the
+// current side (as listed from the cloud) every field is filled in from the
+// entry; Node and Owner come from the ownership marker and are empty for
+// entries the publisher did not create.
+type Route struct {
+	// Table is the route table ID, e.g. vtb-2ze....
+	Table string
+	// Destination is the pod CIDR, IPv4 or IPv6, always masked.
+	Destination netip.Prefix
+	// NextHop is the ECS instance ID the destination is routed to.
+	NextHop string
+	// Node is the Kubernetes node name: from the source on the desired side,
+	// from the ownership marker on the current side.
+	Node string
+	// Owner is the cluster ID read from the ownership marker; empty when the
+	// entry carries no marker of ours.
+	Owner string
+	// EntryID is the cloud's route entry ID (current side only).
+	EntryID string
+	// Status is the cloud's entry status (current side only).
+	Status string
+}
+
+// Key identifies a route slot: a destination in a table. At most one entry
+// can exist per key in a VPC route table.
+type Key struct {
+	Table       string
+	Destination netip.Prefix
+}
+
+// Key returns the slot this route occupies.
+func (r Route) Key() Key { return Key{Table: r.Table, Destination: r.Destination} }
+
+// Result is the outcome of one entry of a batched cloud write.
+type Result struct {
+	// Route is the route as written; on success its EntryID and Status are
+	// filled in from the cloud.
+	Route Route
+	// Err is nil on success. Otherwise it wraps one of the error classes of
+	// pkg/cloud (throttled, conflict, quota, ...) so callers can use errors.Is.
+	Err error
+}
+
+// TableInfo describes one route table the publisher programs.
+type TableInfo struct {
+	ID   string
+	VPC  string
+	Type string // System or Custom
+	// Quota is the maximum number of custom entries the table accepts.
+	Quota int
+}
+
+// Table is the cloud side of the reconciliation: the selected route tables
+// of one VPC. Implementations serialize writes per VPC, batch them, and wait
+// until written entries are Available (or gone) before returning.
+type Table interface {
+	// Tables returns the route tables every node route must be written to.
+	Tables(ctx context.Context) ([]TableInfo, error)
+	// List returns every custom entry of the selected tables.
+	List(ctx context.Context) ([]Route, error)
+	// Create writes the routes, carrying the ownership marker of policy's cluster.
+	Create(ctx context.Context, rs []Route) []Result
+	// Delete removes the routes, identified by table, destination and next hop.
+	Delete(ctx context.Context, rs []Route) []Result
+	// Adopt stamps the ownership marker onto existing unmarked entries.
+	Adopt(ctx context.Context, rs []Route) []Result
+}
+
+// Instance states as reported by ECS DescribeInstances.
+const (
+	InstanceRunning = "Running"
+	InstanceStopped = "Stopped"
+)
+
+// NodeRef is what the cloud needs to know about a node to find its instance.
+type NodeRef struct {
+	Name        string
+	ProviderID  string
+	InternalIPs []netip.Addr
+}
+
+// Instances maps nodes to ECS instances and reports instance health.
+type Instances interface {
+	// InstanceID returns the ECS instance ID of the node: from its
+	// providerID, or by looking its InternalIP up in ECS. It returns an
+	// error wrapping ErrNoInstance when the node cannot be mapped yet.
+	InstanceID(ctx context.Context, n NodeRef) (string, error)
+	// Status returns the status of each instance that still exists, keyed by
+	// instance ID. IDs missing from the result have been released.
+	Status(ctx context.Context, ids []string) (map[string]string, error)
+}
+
+// Problem is something wrong with one Kubernetes object that keeps it from
+// getting a correct route. Problems are reported (event, metric, audit line)
+// and never block the other nodes.
+type Problem struct {
+	// Object names the object, as kind/name, e.g. Node/cn-chengdu.i-2vcxxr.
+	Object string
+	// Node is the node concerned, when there is one.
+	Node string
+	// Reason is a short CamelCase reason, usable as an event reason and a
+	// metric label (bounded set).
+	Reason string
+	// Message is a full sentence for humans.
+	Message string
+}
+
+// Source produces the desired routes of the cluster, without Table and
+// NextHop: the controller fills in the instance of each node and expands
+// each route into every selected table.
+type Source interface {
+	Routes(ctx context.Context) ([]Route, []Problem, error)
+}
