@@ -24,11 +24,33 @@ test: unit ## Run every test: unit and end-to-end.
 unit: ## Run the unit tests (with the race detector where cgo is available).
 	$(GO) test -count=1 ./...
 
-.PHONY: tools
-tools: $(BIN)/golangci-lint ## Build the pinned tools of hack/tools into bin/.
+# Tools are built from the pinned modules under hack/tools (one module per tool,
+# see hack/tools/tools.go) into bin/. Each binary is a file target depending on
+# its module's go.mod and go.sum, so a warm bin/ costs nothing and changing a
+# pin rebuilds exactly that tool. GOTOOLCHAIN=local: never fetch a toolchain.
+TOOLS_GO := GOTOOLCHAIN=local GOFLAGS=-buildvcs=false $(GO)
+TOOLS    := $(BIN)/golangci-lint $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool $(BIN)/etcd $(BIN)/kube-apiserver
 
-$(BIN)/golangci-lint: hack/tools/go.mod
-	cd hack/tools && $(GO) build -o $(BIN)/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+.PHONY: tools
+tools: $(TOOLS) ## Build the pinned tools of hack/tools into bin/.
+
+$(BIN)/golangci-lint: hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && $(TOOLS_GO) build -trimpath -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
+	cd hack/tools/helm && $(TOOLS_GO) build -trimpath -o $@ helm.sh/helm/v3/cmd/helm
+
+$(BIN)/kustomize: hack/tools/kustomize/go.mod hack/tools/kustomize/go.sum
+	cd hack/tools/kustomize && $(TOOLS_GO) build -trimpath -o $@ sigs.k8s.io/kustomize/kustomize/v5
+
+$(BIN)/promtool: hack/tools/promtool/go.mod hack/tools/promtool/go.sum
+	cd hack/tools/promtool && $(TOOLS_GO) build -trimpath -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(BIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum
+	cd hack/tools/etcd && $(TOOLS_GO) build -trimpath -o $@ go.etcd.io/etcd/server/v3
+
+$(BIN)/kube-apiserver: hack/tools/kube-apiserver/go.mod hack/tools/kube-apiserver/go.sum
+	cd hack/tools/kube-apiserver && $(TOOLS_GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version.
