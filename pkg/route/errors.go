@@ -28,3 +28,42 @@ var (
 	// ErrNoInstance: the node cannot be mapped to an ECS instance (yet).
 	ErrNoInstance = errors.New("node has no known ECS instance")
 )
+
+// errorCoder is implemented by cloud errors that carry the provider's error
+// code (pkg/cloud's APIError).
+type errorCoder interface {
+	ErrorCode() string
+}
+
+// ErrorCode returns the cloud's error code carried by err (e.g.
+// QuotaExceeded.Route), or "" when it carries none.
+func ErrorCode(err error) string {
+	var ec errorCoder
+	if errors.As(err, &ec) {
+		return ec.ErrorCode()
+	}
+	return ""
+}
+
+// ErrorClass names the class of err for metric labels: throttled, busy,
+// quota, conflict, not_found, invalid, unauthorized, not_available or other.
+func ErrorClass(err error) string {
+	for _, c := range []struct {
+		err   error
+		class string
+	}{
+		{ErrThrottled, "throttled"},
+		{ErrBusy, "busy"},
+		{ErrQuotaExceeded, "quota"},
+		{ErrConflict, "conflict"},
+		{ErrNotFound, "not_found"},
+		{ErrInvalid, "invalid"},
+		{ErrUnauthorized, "unauthorized"},
+		{ErrNotAvailable, "not_available"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.class
+		}
+	}
+	return "other"
+}

@@ -29,21 +29,42 @@ const (
 // entries the publisher did not create.
 type Route struct {
 	// Table is the route table ID, e.g. vtb-2ze....
-	Table string
+	Table string `json:"table,omitempty"`
 	// Destination is the pod CIDR, IPv4 or IPv6, always masked.
-	Destination netip.Prefix
-	// NextHop is the ECS instance ID the destination is routed to.
-	NextHop string
+	Destination netip.Prefix `json:"destination"`
+	// NextHop is the ECS instance ID the destination is routed to (or, for
+	// entries of another next-hop type, that next hop's ID).
+	NextHop string `json:"nextHop,omitempty"`
+	// NextHopType is the cloud's next-hop type (current side only). The
+	// publisher only ever writes and owns NextHopInstance entries; empty is
+	// read as NextHopInstance.
+	NextHopType string `json:"nextHopType,omitempty"`
 	// Node is the Kubernetes node name: from the source on the desired side,
 	// from the ownership marker on the current side.
-	Node string
+	Node string `json:"node,omitempty"`
 	// Owner is the cluster ID read from the ownership marker; empty when the
 	// entry carries no marker of ours.
-	Owner string
+	Owner string `json:"owner,omitempty"`
 	// EntryID is the cloud's route entry ID (current side only).
-	EntryID string
+	EntryID string `json:"entryID,omitempty"`
 	// Status is the cloud's entry status (current side only).
-	Status string
+	Status string `json:"status,omitempty"`
+}
+
+// NextHopInstance is the next-hop type of an entry routed to an ECS
+// instance, the only type the publisher writes.
+const NextHopInstance = "Instance"
+
+// IsInstance reports whether the entry routes to an ECS instance.
+func (r Route) IsInstance() bool { return r.NextHopType == "" || r.NextHopType == NextHopInstance }
+
+// String renders the route for logs and messages.
+func (r Route) String() string {
+	s := r.Destination.String() + " -> " + r.NextHop
+	if r.Table != "" {
+		s += " in " + r.Table
+	}
+	return s
 }
 
 // Key identifies a route slot: a destination in a table. At most one entry
@@ -68,11 +89,11 @@ type Result struct {
 
 // TableInfo describes one route table the publisher programs.
 type TableInfo struct {
-	ID   string
-	VPC  string
-	Type string // System or Custom
+	ID   string `json:"id"`
+	VPC  string `json:"vpc,omitempty"`
+	Type string `json:"type,omitempty"` // System or Custom
 	// Quota is the maximum number of custom entries the table accepts.
-	Quota int
+	Quota int `json:"quota,omitempty"`
 }
 
 // Table is the cloud side of the reconciliation: the selected route tables
@@ -120,14 +141,14 @@ type Instances interface {
 // and never block the other nodes.
 type Problem struct {
 	// Object names the object, as kind/name, e.g. Node/cn-chengdu.i-2vcxxr.
-	Object string
+	Object string `json:"object"`
 	// Node is the node concerned, when there is one.
-	Node string
+	Node string `json:"node,omitempty"`
 	// Reason is a short CamelCase reason, usable as an event reason and a
 	// metric label (bounded set).
-	Reason string
+	Reason string `json:"reason"`
 	// Message is a full sentence for humans.
-	Message string
+	Message string `json:"message"`
 }
 
 // Source produces the desired routes of the cluster, without Table and
