@@ -306,7 +306,9 @@ func sortedFailures(m map[Key]writeFailure) []Key {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b Key) int { return compareRoutes(Route{Table: a.Table, Destination: a.Destination}, Route{Table: b.Table, Destination: b.Destination}) })
+	slices.SortFunc(keys, func(a, b Key) int {
+		return compareRoutes(Route{Table: a.Table, Destination: a.Destination}, Route{Table: b.Table, Destination: b.Destination})
+	})
 	return keys
 }
 
