@@ -26,7 +26,7 @@ func testFleet() Fleet {
 func TestMember(t *testing.T) {
 	f := testFleet()
 	for _, tc := range []struct {
-		i                         int
+		i                        int
 		name, instance, ip, cidr string
 	}{
 		{0, "cn-chengdu.i-2vcbench000000000000", "i-2vcbench000000000000", "192.168.32.1", "10.0.0.0/24"},
