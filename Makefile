@@ -56,6 +56,15 @@ $(BIN)/kube-apiserver: hack/tools/kube-apiserver/go.mod hack/tools/kube-apiserve
 lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version.
 	$(BIN)/golangci-lint run ./...
 
+.PHONY: deploy-check
+deploy-check: $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object) and unit-test the alerting rules.
+	$(BIN)/helm lint --strict deploy/helm/vpc-route-publisher --values deploy/testdata/values-example.yaml
+	$(BIN)/kustomize build deploy/base >/dev/null
+	$(BIN)/kustomize build deploy/overlays/example >/dev/null
+	$(BIN)/promtool check rules deploy/prometheus/rules.yaml
+	$(BIN)/promtool test rules deploy/prometheus/tests/*.yaml
+	$(GO) test -count=1 ./deploy/
+
 .PHONY: verify
 verify: ## Check go.mod is tidy, go vet is clean and the tree is unchanged.
 	$(GO) mod tidy
