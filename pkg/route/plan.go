@@ -338,8 +338,8 @@ func slotState(entries []Route, d Route, p Policy) slot {
 		if !p.Owns(c) {
 			return slotDone
 		}
-		if c.NextHop == d.NextHop && !transitional(c) {
-			return slotDone
+		if c.NextHop == d.NextHop && c.Status != StatusDeleting {
+			return slotDone // in sync, or becoming so
 		}
 		if transitional(c) {
 			state = slotBusy
