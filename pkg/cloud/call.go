@@ -1,0 +1,128 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// backoff is an exponential backoff with full jitter.
+type backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+	Factor  float64
+}
+
+// delay returns the wait before retry number attempt (0-based): a random
+// duration in [d/2, d] where d = Initial·Factor^attempt, capped at Max.
+func (b backoff) delay(attempt int) time.Duration {
+	d := float64(b.Initial)
+	for range attempt {
+		d *= b.Factor
+		if d >= float64(b.Max) {
+			d = float64(b.Max)
+			break
+		}
+	}
+	half := d / 2
+	return time.Duration(half + rand.Float64()*half)
+}
+
+// invoker runs SDK calls: it waits on the rate limiter, bounds every attempt
+// by the call timeout and the caller's context, classifies errors, records
+// metrics and retries throttled, busy and network failures with backoff
+// until retryFor has elapsed or the context ends.
+type invoker struct {
+	limiter     *adaptiveLimiter
+	metrics     *metrics
+	callTimeout time.Duration
+	retryFor    time.Duration
+	backoff     backoff
+	now         func() time.Time
+}
+
+// call runs fn (one SDK call) with rate limiting, deadline and retries.
+// The returned error is an *APIError.
+func call[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) (T, error) {
+	logger := klog.FromContext(ctx)
+	start := inv.now()
+	var zero T
+	for attempt := 0; ; attempt++ {
+		resp, err := callOnce(ctx, inv, action, fn)
+		if err == nil {
+			return resp, nil
+		}
+		if !err.Retryable() || ctx.Err() != nil {
+			return zero, err
+		}
+		wait := inv.backoff.delay(attempt)
+		if inv.now().Add(wait).Sub(start) > inv.retryFor {
+			return zero, err
+		}
+		if deadline, ok := ctx.Deadline(); ok && inv.now().Add(wait).After(deadline) {
+			return zero, err
+		}
+		logger.V(2).Info("Retrying cloud API call", "action", action, "code", err.Code, "requestID", err.RequestID, "attempt", attempt+1, "wait", wait)
+		inv.metrics.retries.WithLabelValues(action).Inc()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return zero, err
+		case <-timer.C:
+		}
+	}
+}
+
+type callResult[T any] struct {
+	resp T
+	err  error
+}
+
+// callOnce makes one rate-limited call. The SDK takes no context, so the call
+// runs in its own goroutine and the caller stops waiting when the context or
+// the call timeout ends; the SDK's own read and connect timeouts (set to the
+// call timeout) make sure the abandoned goroutine finishes soon after.
+func callOnce[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) (T, *APIError) {
+	var zero T
+	if err := inv.limiter.Wait(ctx); err != nil {
+		return zero, &APIError{Action: action, Code: codeTimeout, Detail: "waiting for the client-side rate limit: " + err.Error(), class: ErrNetwork}
+	}
+	callCtx, cancel := context.WithTimeout(ctx, inv.callTimeout)
+	defer cancel()
+	done := make(chan callResult[T], 1)
+	start := inv.now()
+	go func() {
+		resp, err := fn()
+		done <- callResult[T]{resp: resp, err: err}
+	}()
+	var res callResult[T]
+	select {
+	case res = <-done:
+	case <-callCtx.Done():
+		res.err = callCtx.Err()
+	}
+	inv.metrics.duration.WithLabelValues(action).Observe(inv.now().Sub(start).Seconds())
+	if res.err == nil {
+		inv.metrics.calls.WithLabelValues(action, codeSuccess).Inc()
+		inv.limiter.Succeeded()
+		return res.resp, nil
+	}
+	apiErr := classify(action, res.err)
+	code := apiErr.Code
+	if code == "" {
+		code = fmt.Sprintf("HTTP%d", apiErr.HTTPStatus)
+	}
+	inv.metrics.calls.WithLabelValues(action, code).Inc()
+	if errors.Is(apiErr, route.ErrThrottled) {
+		inv.metrics.throttles.WithLabelValues(action).Inc()
+		inv.limiter.Throttled()
+	}
+	return zero, apiErr
+}

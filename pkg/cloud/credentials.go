@@ -1,0 +1,449 @@
+package cloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"k8s.io/klog/v2"
+)
+
+// Environment variables read for credentials (the names the Alibaba SDKs
+// and the ACK RRSA webhook use).
+const (
+	EnvAccessKeyID     = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+	EnvAccessKeySecret = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+	EnvSecurityToken   = "ALIBABA_CLOUD_SECURITY_TOKEN"
+	EnvRoleARN         = "ALIBABA_CLOUD_ROLE_ARN"
+	EnvOIDCProviderARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
+	EnvOIDCTokenFile   = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
+	EnvRoleSessionName = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+)
+
+// Files of --credentials-dir.
+const (
+	FileAccessKeyID     = "access-key-id"
+	FileAccessKeySecret = "access-key-secret"
+	FileSecurityToken   = "security-token"
+)
+
+// Credential sources, in the order they are tried.
+const (
+	SourceCredentialsDir = "credentials-dir"
+	SourceEnvironment    = "environment"
+	SourceRRSA           = "rrsa"
+	SourceCloudConfig    = "cloud-config"
+	SourceECSRAMRole     = "ecs-ram-role"
+)
+
+// CredentialError is a failure to obtain credentials. Its message names the
+// source and what is wrong, never a key, secret or token.
+type CredentialError struct {
+	Source string
+	Reason string
+}
+
+func (e *CredentialError) Error() string {
+	return "credentials from " + e.Source + ": " + e.Reason
+}
+
+// credentialEnv abstracts the process environment for tests.
+type credentialEnv func(string) string
+
+// credentialSettings is what selectCredentials needs to choose a source.
+type credentialSettings struct {
+	dir              string
+	cloudConfig      *CloudConfig
+	ramRole          string
+	stsEndpoint      string
+	insecureHTTP     bool
+	callTimeout      time.Duration
+	metadata         func() *metadataClient
+	getenv           credentialEnv
+	refreshBeforeEnd time.Duration
+}
+
+// selectCredentials picks the first configured credential source, in the
+// documented order: credentials-dir, environment AccessKey, RRSA, the
+// cloud-config AccessKey, the ECS RAM role. A source that is configured but
+// incomplete (an AccessKey ID without its secret, half of the RRSA
+// variables) is an error rather than a reason to fall through, so that a
+// typo never silently selects other credentials.
+func selectCredentials(ctx context.Context, s credentialSettings) (credentials.CredentialsProvider, string, error) {
+	getenv := s.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if s.dir != "" {
+		p := newFileCredentials(s.dir)
+		if _, err := p.GetCredentials(); err != nil {
+			return nil, "", err
+		}
+		return p, SourceCredentialsDir, nil
+	}
+
+	id, secret, token := getenv(EnvAccessKeyID), getenv(EnvAccessKeySecret), getenv(EnvSecurityToken)
+	switch {
+	case id != "" && secret != "":
+		// The SDK's static providers fit: nothing to refresh.
+		if token != "" {
+			return credentials.NewStaticSTSCredentialsProvider(id, secret, token), SourceEnvironment, nil
+		}
+		return credentials.NewStaticAKCredentialsProvider(id, secret), SourceEnvironment, nil
+	case id != "" || secret != "":
+		return nil, "", &CredentialError{Source: SourceEnvironment, Reason: fmt.Sprintf("%s and %s must be set together", EnvAccessKeyID, EnvAccessKeySecret)}
+	}
+
+	roleARN, providerARN, tokenFile := getenv(EnvRoleARN), getenv(EnvOIDCProviderARN), getenv(EnvOIDCTokenFile)
+	switch {
+	case roleARN != "" && providerARN != "" && tokenFile != "":
+		if s.stsEndpoint == "" {
+			return nil, "", &CredentialError{Source: SourceRRSA, Reason: "no STS endpoint (set --sts-endpoint or --region)"}
+		}
+		p := newOIDCCredentials(oidcConfig{
+			roleARN:       roleARN,
+			providerARN:   providerARN,
+			tokenFile:     tokenFile,
+			sessionName:   getenv(EnvRoleSessionName),
+			endpoint:      s.stsEndpoint,
+			insecureHTTP:  s.insecureHTTP,
+			timeout:       s.callTimeout,
+			refreshBefore: s.refreshBeforeEnd,
+		})
+		if _, err := p.fetch(ctx); err != nil {
+			return nil, "", err
+		}
+		return p, SourceRRSA, nil
+	case roleARN != "" || providerARN != "" || tokenFile != "":
+		return nil, "", &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf("%s, %s and %s must be set together", EnvRoleARN, EnvOIDCProviderARN, EnvOIDCTokenFile)}
+	}
+
+	if cc := s.cloudConfig; cc != nil && (cc.AccessKeyID != "" || cc.AccessKeySecret != "") {
+		if cc.AccessKeyID == "" || cc.AccessKeySecret == "" {
+			return nil, "", &CredentialError{Source: SourceCloudConfig, Reason: "accessKeyID and accessKeySecret must be set together"}
+		}
+		return credentials.NewStaticAKCredentialsProvider(cc.AccessKeyID, cc.AccessKeySecret), SourceCloudConfig, nil
+	}
+
+	if s.metadata == nil {
+		return nil, "", &CredentialError{Source: SourceECSRAMRole, Reason: "no metadata service configured"}
+	}
+	p := newRAMRoleCredentials(s.metadata(), s.ramRole, s.callTimeout, s.refreshBeforeEnd)
+	if _, err := p.fetch(ctx); err != nil {
+		return nil, "", err
+	}
+	return p, SourceECSRAMRole, nil
+}
+
+// fileCredentials reads an AccessKey from a directory, typically a mounted
+// Kubernetes Secret, before every call, so that a rotated Secret takes
+// effect without a restart. The SDK has no provider that re-reads files.
+//
+// Kubernetes updates Secret volumes by swapping a symlink, so the three
+// files always change together. Reading three small files per call is cheap
+// next to the HTTPS call it signs; the contents are compared with the last
+// read only to log the rotation.
+type fileCredentials struct {
+	dir string
+
+	mu   sync.Mutex
+	last *credentials.Credentials
+}
+
+var _ credentials.CredentialsProvider = (*fileCredentials)(nil)
+
+func newFileCredentials(dir string) *fileCredentials {
+	return &fileCredentials{dir: dir}
+}
+
+func (p *fileCredentials) read(name string, required bool) (string, error) {
+	b, err := os.ReadFile(filepath.Join(p.dir, name))
+	if err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err
+		}
+		return "", &CredentialError{Source: SourceCredentialsDir, Reason: fmt.Sprintf("reading %s: %v", filepath.Join(p.dir, name), err)}
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" && required {
+		return "", &CredentialError{Source: SourceCredentialsDir, Reason: fmt.Sprintf("%s is empty", filepath.Join(p.dir, name))}
+	}
+	return v, nil
+}
+
+// GetCredentials implements credentials.CredentialsProvider.
+func (p *fileCredentials) GetCredentials() (*credentials.Credentials, error) {
+	id, err := p.read(FileAccessKeyID, true)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := p.read(FileAccessKeySecret, true)
+	if err != nil {
+		return nil, err
+	}
+	token, err := p.read(FileSecurityToken, false)
+	if err != nil {
+		return nil, err
+	}
+	cc := &credentials.Credentials{AccessKeyId: id, AccessKeySecret: secret, SecurityToken: token, ProviderName: p.GetProviderName()}
+	p.mu.Lock()
+	rotated := p.last != nil && (p.last.AccessKeyId != id || p.last.AccessKeySecret != secret || p.last.SecurityToken != token)
+	p.last = cc
+	p.mu.Unlock()
+	if rotated {
+		klog.Background().Info("Credentials in the credentials directory changed; using the new ones", "dir", p.dir)
+	}
+	return cc, nil
+}
+
+// GetProviderName implements credentials.CredentialsProvider.
+func (p *fileCredentials) GetProviderName() string { return "vpc_route_publisher_credentials_dir" }
+
+// sessionCache holds temporary credentials and refreshes them before they
+// expire. A failed refresh keeps serving the old credentials while they are
+// still valid, so a short STS or metadata outage does not stop the
+// controller.
+type sessionCache struct {
+	source        string
+	refreshBefore time.Duration
+	now           func() time.Time
+	fetchFn       func(ctx context.Context) (*credentials.Credentials, time.Time, error)
+	timeout       time.Duration
+
+	mu      sync.Mutex
+	current *credentials.Credentials
+	expiry  time.Time
+}
+
+func (c *sessionCache) fetch(ctx context.Context) (*credentials.Credentials, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current != nil && c.now().Before(c.expiry.Add(-c.refreshBefore)) {
+		return c.current, nil
+	}
+	cc, expiry, err := c.fetchFn(ctx)
+	if err != nil {
+		if c.current != nil && c.now().Before(c.expiry) {
+			klog.FromContext(ctx).Error(err, "Refreshing temporary credentials failed; using the current ones until they expire", "source", c.source, "expiry", c.expiry)
+			return c.current, nil
+		}
+		return nil, err
+	}
+	c.current, c.expiry = cc, expiry
+	return cc, nil
+}
+
+// GetCredentials implements credentials.CredentialsProvider. The SDK gives
+// it no context, so the refresh is bounded by the call timeout.
+func (c *sessionCache) GetCredentials() (*credentials.Credentials, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	return c.fetch(ctx)
+}
+
+func defaultRefreshBefore(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 5 * time.Minute
+	}
+	return d
+}
+
+// oidcCredentials implements RRSA: it exchanges the projected service
+// account token for temporary credentials with STS AssumeRoleWithOIDC.
+//
+// The SDK's OIDCCredentialsProvider is not used because it always dials
+// https://<endpoint> with its own transport (the simulator and test
+// endpoints speak HTTP), keeps its cached credentials in unsynchronized
+// fields although the SDK calls providers from concurrent requests, and
+// puts the raw STS response body into its errors.
+type oidcCredentials struct {
+	sessionCache
+	cfg  oidcConfig
+	http *http.Client
+}
+
+type oidcConfig struct {
+	roleARN, providerARN, tokenFile, sessionName string
+	endpoint                                     string
+	insecureHTTP                                 bool
+	timeout                                      time.Duration
+	duration                                     time.Duration
+	refreshBefore                                time.Duration
+}
+
+var _ credentials.CredentialsProvider = (*oidcCredentials)(nil)
+
+func newOIDCCredentials(cfg oidcConfig) *oidcCredentials {
+	if cfg.sessionName == "" {
+		cfg.sessionName = "vpc-route-publisher"
+	}
+	if cfg.duration == 0 {
+		cfg.duration = time.Hour
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	p := &oidcCredentials{cfg: cfg, http: &http.Client{Timeout: cfg.timeout, Transport: transport}}
+	p.sessionCache = sessionCache{
+		source:        SourceRRSA,
+		refreshBefore: defaultRefreshBefore(cfg.refreshBefore),
+		now:           time.Now,
+		fetchFn:       p.assumeRole,
+		timeout:       cfg.timeout,
+	}
+	return p
+}
+
+// GetProviderName implements credentials.CredentialsProvider.
+func (p *oidcCredentials) GetProviderName() string { return "vpc_route_publisher_rrsa" }
+
+type stsCredentials struct {
+	AccessKeyID     string `json:"AccessKeyId"`
+	AccessKeySecret string `json:"AccessKeySecret"`
+	SecurityToken   string `json:"SecurityToken"`
+	Expiration      string `json:"Expiration"`
+}
+
+type stsResponse struct {
+	RequestID   string          `json:"RequestId"`
+	Code        string          `json:"Code"`
+	Credentials *stsCredentials `json:"Credentials"`
+}
+
+func (p *oidcCredentials) assumeRole(ctx context.Context) (*credentials.Credentials, time.Time, error) {
+	fail := func(format string, args ...any) (*credentials.Credentials, time.Time, error) {
+		return nil, time.Time{}, &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf(format, args...)}
+	}
+	token, err := os.ReadFile(p.cfg.tokenFile)
+	if err != nil {
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err
+		}
+		return fail("reading the OIDC token file %s: %v", p.cfg.tokenFile, err)
+	}
+	if len(strings.TrimSpace(string(token))) == 0 {
+		return fail("the OIDC token file %s is empty", p.cfg.tokenFile)
+	}
+	scheme := "https"
+	if p.cfg.insecureHTTP {
+		scheme = "http"
+	}
+	query := url.Values{
+		"Version":   {"2015-04-01"},
+		"Action":    {"AssumeRoleWithOIDC"},
+		"Format":    {"JSON"},
+		"Timestamp": {p.now().UTC().Format("2006-01-02T15:04:05Z")},
+	}
+	form := url.Values{
+		"RoleArn":         {p.cfg.roleARN},
+		"OIDCProviderArn": {p.cfg.providerARN},
+		"OIDCToken":       {strings.TrimSpace(string(token))},
+		"RoleSessionName": {p.cfg.sessionName},
+		"DurationSeconds": {fmt.Sprint(int(p.cfg.duration / time.Second))},
+	}
+	u := scheme + "://" + p.cfg.endpoint + "/?" + query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fail("building the AssumeRoleWithOIDC request for endpoint %s", p.cfg.endpoint)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		if apiErr := transportError("AssumeRoleWithOIDC", err); apiErr != nil {
+			return fail("%v", apiErr)
+		}
+		return fail("AssumeRoleWithOIDC at %s failed", p.cfg.endpoint)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fail("reading the AssumeRoleWithOIDC response: %v", err)
+	}
+	var out stsResponse
+	if err := json.Unmarshal(body, &out); err != nil {
+		return fail("AssumeRoleWithOIDC: HTTP %d with an unparsable body", resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail("AssumeRoleWithOIDC: HTTP %d code %s request %s", resp.StatusCode, out.Code, out.RequestID)
+	}
+	c := out.Credentials
+	if c == nil || c.AccessKeyID == "" || c.AccessKeySecret == "" || c.SecurityToken == "" {
+		return fail("AssumeRoleWithOIDC: request %s returned no credentials", out.RequestID)
+	}
+	expiry, err := time.Parse(time.RFC3339, c.Expiration)
+	if err != nil {
+		return fail("AssumeRoleWithOIDC: request %s returned an unparsable expiration", out.RequestID)
+	}
+	klog.FromContext(ctx).V(2).Info("Obtained temporary credentials with RRSA", "role", p.cfg.roleARN, "expiry", expiry)
+	return &credentials.Credentials{
+		AccessKeyId:     c.AccessKeyID,
+		AccessKeySecret: c.AccessKeySecret,
+		SecurityToken:   c.SecurityToken,
+		ProviderName:    p.GetProviderName(),
+	}, expiry, nil
+}
+
+// ramRoleCredentials gets the temporary credentials of the instance's RAM
+// role from the metadata service (IMDSv2). The SDK's
+// ECSRAMRoleCredentialsProvider is not used because its metadata address is
+// hard-coded, so it could be neither tested nor pointed at a proxy.
+type ramRoleCredentials struct {
+	sessionCache
+	md   *metadataClient
+	role string
+}
+
+var _ credentials.CredentialsProvider = (*ramRoleCredentials)(nil)
+
+func newRAMRoleCredentials(md *metadataClient, role string, timeout, refreshBefore time.Duration) *ramRoleCredentials {
+	p := &ramRoleCredentials{md: md, role: role}
+	p.sessionCache = sessionCache{
+		source:        SourceECSRAMRole,
+		refreshBefore: defaultRefreshBefore(refreshBefore),
+		now:           time.Now,
+		fetchFn:       p.fetchRole,
+		timeout:       timeout,
+	}
+	return p
+}
+
+// GetProviderName implements credentials.CredentialsProvider.
+func (p *ramRoleCredentials) GetProviderName() string { return "vpc_route_publisher_ecs_ram_role" }
+
+func (p *ramRoleCredentials) fetchRole(ctx context.Context) (*credentials.Credentials, time.Time, error) {
+	role := p.role
+	if role == "" {
+		var err error
+		if role, err = p.md.RAMRole(ctx); err != nil {
+			return nil, time.Time{}, &CredentialError{Source: SourceECSRAMRole, Reason: err.Error()}
+		}
+	}
+	rc, err := p.md.RoleCredentials(ctx, role)
+	if err != nil {
+		return nil, time.Time{}, &CredentialError{Source: SourceECSRAMRole, Reason: err.Error()}
+	}
+	expiry, err := time.Parse(time.RFC3339, rc.Expiration)
+	if err != nil {
+		return nil, time.Time{}, &CredentialError{Source: SourceECSRAMRole, Reason: fmt.Sprintf("credentials of RAM role %s have an unparsable expiration", role)}
+	}
+	return &credentials.Credentials{
+		AccessKeyId:     rc.AccessKeyID,
+		AccessKeySecret: rc.AccessKeySecret,
+		SecurityToken:   rc.SecurityToken,
+		ProviderName:    p.GetProviderName(),
+	}, expiry, nil
+}

@@ -1,0 +1,162 @@
+package cloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// maxInstanceIDs is the most IDs DescribeInstances accepts per call (and its
+// largest page).
+const maxInstanceIDs = 100
+
+// ipLookupTTL is how long an InternalIP → instance mapping found in ECS is
+// reused. Private IPs are reused only after an instance is released, which
+// the node object also notices.
+const ipLookupTTL = 10 * time.Minute
+
+// Instances maps nodes to ECS instances of one VPC and reports their status.
+type Instances struct {
+	vpcID string
+	api   ecsAPI
+	inv   *invoker
+	now   func() time.Time
+
+	mu    sync.Mutex
+	byIPs map[string]ipLookup
+}
+
+type ipLookup struct {
+	id string
+	at time.Time
+}
+
+var _ route.Instances = (*Instances)(nil)
+
+// ParseProviderID extracts the ECS instance ID from a node's
+// spec.providerID. The Alibaba CCM writes "<region>.<instance-id>"; the
+// "alicloud://" prefix is accepted too. It reports false for anything
+// else, including IDs that do not look like instance IDs.
+func ParseProviderID(providerID string) (region, instanceID string, ok bool) {
+	s := strings.TrimPrefix(providerID, "alicloud://")
+	region, id, found := strings.Cut(s, ".")
+	if !found || !validRegion(region) || !validResourceID(id, "i-") {
+		return "", "", false
+	}
+	return region, id, true
+}
+
+// InstanceID returns the node's ECS instance ID: from its providerID, or by
+// looking its InternalIPs up among the instances of the VPC.
+func (in *Instances) InstanceID(ctx context.Context, n route.NodeRef) (string, error) {
+	if n.ProviderID != "" {
+		if _, id, ok := ParseProviderID(n.ProviderID); ok {
+			return id, nil
+		}
+	}
+	if len(n.InternalIPs) == 0 {
+		return "", fmt.Errorf("node %s: providerID %q names no ECS instance and the node has no InternalIP: %w", n.Name, n.ProviderID, route.ErrNoInstance)
+	}
+	key := ipKey(n.InternalIPs)
+	in.mu.Lock()
+	if hit, ok := in.byIPs[key]; ok && in.now().Sub(hit.at) < ipLookupTTL {
+		in.mu.Unlock()
+		return hit.id, nil
+	}
+	in.mu.Unlock()
+
+	ips := make([]string, 0, len(n.InternalIPs))
+	for _, ip := range n.InternalIPs {
+		if ip.Is4() {
+			ips = append(ips, ip.String())
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("node %s has no IPv4 InternalIP to look up in ECS: %w", n.Name, route.ErrNoInstance)
+	}
+	encoded, err := json.Marshal(ips)
+	if err != nil {
+		return "", fmt.Errorf("node %s: encoding InternalIPs: %w", n.Name, err)
+	}
+	req := ecs.CreateDescribeInstancesRequest()
+	req.VpcId = in.vpcID
+	req.PrivateIpAddresses = string(encoded)
+	req.PageSize = requests.NewInteger(maxInstanceIDs)
+	resp, err := call(ctx, in.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) {
+		return in.api.DescribeInstances(req)
+	})
+	if err != nil {
+		return "", fmt.Errorf("looking up the ECS instance of node %s by InternalIP %s: %w", n.Name, strings.Join(ips, ","), err)
+	}
+	found := map[string]bool{}
+	for _, inst := range resp.Instances.Instance {
+		found[inst.InstanceId] = true
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("node %s: no ECS instance in VPC %s has InternalIP %s: %w", n.Name, in.vpcID, strings.Join(ips, ","), route.ErrNoInstance)
+	case 1:
+	default:
+		return "", fmt.Errorf("node %s: %d ECS instances in VPC %s have InternalIP %s: %w", n.Name, len(found), in.vpcID, strings.Join(ips, ","), route.ErrNoInstance)
+	}
+	id := resp.Instances.Instance[0].InstanceId
+	in.mu.Lock()
+	in.byIPs[key] = ipLookup{id: id, at: in.now()}
+	in.mu.Unlock()
+	return id, nil
+}
+
+func ipKey(ips []netip.Addr) string {
+	s := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		s = append(s, ip.String())
+	}
+	sort.Strings(s)
+	return strings.Join(s, ",")
+}
+
+// Status returns the status of each instance that still exists, keyed by
+// instance ID, asking ECS for at most 100 IDs per call.
+func (in *Instances) Status(ctx context.Context, ids []string) (map[string]string, error) {
+	unique := make([]string, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			unique = append(unique, id)
+		}
+	}
+	out := make(map[string]string, len(unique))
+	for len(unique) > 0 {
+		n := min(len(unique), maxInstanceIDs)
+		chunk := unique[:n]
+		unique = unique[n:]
+		encoded, err := json.Marshal(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("encoding instance IDs: %w", err)
+		}
+		req := ecs.CreateDescribeInstancesRequest()
+		req.InstanceIds = string(encoded)
+		req.PageSize = requests.NewInteger(maxInstanceIDs)
+		resp, err := call(ctx, in.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) {
+			return in.api.DescribeInstances(req)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("describing %d ECS instances: %w", len(chunk), err)
+		}
+		for _, inst := range resp.Instances.Instance {
+			out[inst.InstanceId] = inst.Status
+		}
+	}
+	return out, nil
+}

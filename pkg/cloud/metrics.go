@@ -1,0 +1,58 @@
+package cloud
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const metricsNamespace = "vpc_route_publisher"
+
+// metrics are the cloud API metrics. Labels are bounded: action is one of the
+// few actions the package calls, code one of the Alibaba error codes.
+type metrics struct {
+	calls     *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	throttles *prometheus.CounterVec
+	retries   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "cloud_api_calls_total",
+			Help:      "Alibaba Cloud API calls by action and result code (Success, the Alibaba error code, Timeout or NetworkError).",
+		}, []string{"action", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace,
+			Name:      "cloud_api_call_duration_seconds",
+			Help:      "Duration of single Alibaba Cloud API calls (one attempt, without client-side rate-limit waiting).",
+			Buckets:   []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"action"}),
+		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "cloud_api_throttles_total",
+			Help:      "Alibaba Cloud API calls answered with a throttling error, by action.",
+		}, []string{"action"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "cloud_api_retries_total",
+			Help:      "Retried Alibaba Cloud API calls (throttled, busy or network errors), by action.",
+		}, []string{"action"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.throttles, m.retries} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if errors.As(err, &already) {
+				return nil, fmt.Errorf("registering cloud metrics: %w (one cloud.Cloud per registry)", err)
+			}
+			return nil, fmt.Errorf("registering cloud metrics: %w", err)
+		}
+	}
+	return m, nil
+}

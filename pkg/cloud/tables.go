@@ -1,0 +1,695 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
+	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// API limits.
+const (
+	// maxBatch is the most entries CreateRouteEntries and DeleteRouteEntries
+	// accept in one call.
+	maxBatch = 50
+	// maxEntryPage is the largest MaxResult of DescribeRouteEntryList.
+	maxEntryPage = 100
+	// maxTablePage is the largest PageSize of DescribeRouteTableList.
+	maxTablePage = 50
+	// tableCacheTTL is how long the selected route tables are reused before
+	// they are described (or discovered) again.
+	tableCacheTTL = time.Minute
+)
+
+// Values of the VPC API.
+const (
+	nextHopInstance = "Instance"
+	entryTypeCustom = "Custom"
+	ipv4            = "IPv4"
+	ipv6            = "IPv6"
+)
+
+// Tables is the cloud side of the reconciliation for one VPC: the selected
+// route tables (explicit, or every route table of the VPC) seen as one
+// route.Table. Writes to all of them go through one mutex, because the VPC
+// serializes route writes anyway and concurrent writers would only collect
+// busy errors.
+type Tables struct {
+	vpcID     string
+	clusterID string
+	api       vpcAPI
+	inv       *invoker
+	// configured are the explicitly selected table IDs; empty means
+	// discovery.
+	configured  []string
+	quota       int
+	waitTimeout time.Duration
+	poll        backoff
+	now         func() time.Time
+
+	writeMu sync.Mutex
+
+	cacheMu  sync.Mutex
+	cached   []route.TableInfo
+	cachedAt time.Time
+}
+
+var _ route.Table = (*Tables)(nil)
+
+// VPC returns the VPC ID.
+func (t *Tables) VPC() string { return t.vpcID }
+
+// Tables returns the selected route tables.
+func (t *Tables) Tables(ctx context.Context) ([]route.TableInfo, error) {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	if t.cached != nil && t.now().Sub(t.cachedAt) < tableCacheTTL {
+		return append([]route.TableInfo(nil), t.cached...), nil
+	}
+	var infos []route.TableInfo
+	var err error
+	if len(t.configured) > 0 {
+		infos, err = t.describeConfigured(ctx)
+	} else {
+		infos, err = t.discover(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.cached, t.cachedAt = infos, t.now()
+	return append([]route.TableInfo(nil), infos...), nil
+}
+
+func (t *Tables) tableInfo(rt vpc.RouterTableListType) route.TableInfo {
+	return route.TableInfo{ID: rt.RouteTableId, VPC: rt.VpcId, Type: rt.RouteTableType, Quota: t.quota}
+}
+
+// describeConfigured checks that every configured table exists and belongs
+// to the VPC: a table of another VPC is a configuration error, not a table
+// to write to.
+func (t *Tables) describeConfigured(ctx context.Context) ([]route.TableInfo, error) {
+	infos := make([]route.TableInfo, 0, len(t.configured))
+	for _, id := range t.configured {
+		req := vpc.CreateDescribeRouteTableListRequest()
+		req.RouteTableId = id
+		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) {
+			return t.api.DescribeRouteTableList(req)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("describing route table %s: %w", id, err)
+		}
+		var found *vpc.RouterTableListType
+		for i := range resp.RouterTableList.RouterTableListType {
+			if rt := &resp.RouterTableList.RouterTableListType[i]; rt.RouteTableId == id {
+				found = rt
+			}
+		}
+		switch {
+		case found == nil:
+			return nil, fmt.Errorf("route table %s does not exist: %w", id, route.ErrNotFound)
+		case found.VpcId != t.vpcID:
+			return nil, fmt.Errorf("route table %s belongs to VPC %s, not to VPC %s: %w", id, found.VpcId, t.vpcID, route.ErrInvalid)
+		}
+		infos = append(infos, t.tableInfo(*found))
+	}
+	return infos, nil
+}
+
+// discover lists every route table of the VPC a node route belongs in: the
+// system table and the custom tables bound to vSwitches. Tables bound to a
+// gateway (IPv4 gateway, VPN) route ingress traffic and are skipped.
+func (t *Tables) discover(ctx context.Context) ([]route.TableInfo, error) {
+	var infos []route.TableInfo
+	seen := map[string]bool{}
+	for page := 1; ; page++ {
+		req := vpc.CreateDescribeRouteTableListRequest()
+		req.VpcId = t.vpcID
+		req.PageNumber = requests.NewInteger(page)
+		req.PageSize = requests.NewInteger(maxTablePage)
+		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) {
+			return t.api.DescribeRouteTableList(req)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing the route tables of VPC %s: %w", t.vpcID, err)
+		}
+		list := resp.RouterTableList.RouterTableListType
+		for _, rt := range list {
+			if seen[rt.RouteTableId] || rt.VpcId != t.vpcID || (rt.RouterType != "" && rt.RouterType != "VRouter") || rt.AssociateType == "Gateway" {
+				continue
+			}
+			seen[rt.RouteTableId] = true
+			infos = append(infos, t.tableInfo(rt))
+		}
+		if len(list) == 0 || page*maxTablePage >= resp.TotalCount {
+			break
+		}
+	}
+	if len(infos) == 0 {
+		return nil, fmt.Errorf("VPC %s has no route table: %w", t.vpcID, route.ErrNotFound)
+	}
+	return infos, nil
+}
+
+// List returns every custom entry of the selected tables.
+func (t *Tables) List(ctx context.Context) ([]route.Route, error) {
+	tables, err := t.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var all []route.Route
+	for _, tb := range tables {
+		rs, err := t.listTable(ctx, tb.ID)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rs...)
+	}
+	return all, nil
+}
+
+// listTable pages through the custom entries of one table.
+func (t *Tables) listTable(ctx context.Context, table string) ([]route.Route, error) {
+	logger := klog.FromContext(ctx)
+	var out []route.Route
+	token := ""
+	for {
+		req := vpc.CreateDescribeRouteEntryListRequest()
+		req.RouteTableId = table
+		req.RouteEntryType = entryTypeCustom
+		req.MaxResult = requests.NewInteger(maxEntryPage)
+		req.NextToken = token
+		resp, err := call(ctx, t.inv, "DescribeRouteEntryList", func() (*vpc.DescribeRouteEntryListResponse, error) {
+			return t.api.DescribeRouteEntryList(req)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing route table %s: %w", table, err)
+		}
+		for _, e := range resp.RouteEntrys.RouteEntry {
+			r, ok := parseEntry(table, e)
+			if !ok {
+				logger.V(4).Info("Skipping a route entry whose destination is not a CIDR block", "table", table, "entry", e.RouteEntryId, "destination", e.DestinationCidrBlock)
+				continue
+			}
+			out = append(out, r)
+		}
+		if resp.NextToken == "" || resp.NextToken == token {
+			return out, nil
+		}
+		token = resp.NextToken
+	}
+}
+
+// parseEntry turns a listed entry into a route.Route. Destinations that are
+// not CIDR blocks (prefix lists) are not ours to manage and are skipped.
+// Non-instance next hops are kept with NextHop set to the hop ID: they can
+// occupy a destination the cluster needs.
+func parseEntry(table string, e vpc.RouteEntry) (route.Route, bool) {
+	prefix, err := netip.ParsePrefix(e.DestinationCidrBlock)
+	if err != nil {
+		return route.Route{}, false
+	}
+	r := route.Route{
+		Table:       table,
+		Destination: prefix.Masked(),
+		EntryID:     e.RouteEntryId,
+		Status:      e.Status,
+	}
+	if hops := e.NextHops.NextHop; len(hops) > 0 {
+		r.NextHop = hops[0].NextHopId
+	}
+	if r.NextHop == "" {
+		r.NextHop = e.InstanceId
+	}
+	if m, ok := route.ParseMarker(e.Description); ok {
+		r.Owner, r.Node = m.Cluster, m.Node
+	}
+	return r, true
+}
+
+// snapshot lists the tables and indexes their entries by destination.
+func (t *Tables) snapshot(ctx context.Context, tables map[string]bool) (map[route.Key]route.Route, error) {
+	snap := map[route.Key]route.Route{}
+	for table := range tables {
+		rs, err := t.listTable(ctx, table)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			snap[r.Key()] = r
+		}
+	}
+	return snap, nil
+}
+
+// Create writes the routes with the ownership marker of the cluster and
+// waits until they are Available.
+func (t *Tables) Create(ctx context.Context, rs []route.Route) []route.Result {
+	results := make([]route.Result, len(rs))
+	var todo []int
+	for i, r := range rs {
+		results[i].Route = r
+		if err := t.validateCreate(r); err != nil {
+			results[i].Err = err
+			continue
+		}
+		todo = append(todo, i)
+	}
+	t.writeMu.Lock()
+	verify := t.writeRounds(ctx, "CreateRouteEntries", rs, results, todo, t.createBatch)
+	t.writeMu.Unlock()
+	t.wait(ctx, rs, results, verify, waitAvailable)
+	return results
+}
+
+func (t *Tables) validateCreate(r route.Route) error {
+	if err := validateKey(r); err != nil {
+		return err
+	}
+	if r.NextHop == "" {
+		return fmt.Errorf("route %s in %s has no next hop: %w", r.Destination, r.Table, route.ErrInvalid)
+	}
+	if err := (route.Marker{Cluster: t.clusterID, Node: r.Node}).Validate(); err != nil {
+		return fmt.Errorf("route %s in %s: %w: %w", r.Destination, r.Table, route.ErrInvalid, err)
+	}
+	return nil
+}
+
+func validateKey(r route.Route) error {
+	if r.Table == "" {
+		return fmt.Errorf("route %s has no route table: %w", r.Destination, route.ErrInvalid)
+	}
+	if !r.Destination.IsValid() {
+		return fmt.Errorf("route in %s has no destination: %w", r.Table, route.ErrInvalid)
+	}
+	return nil
+}
+
+// batchFunc writes one batch (entries of one table) and returns the error of
+// each entry by index; a missing index means success.
+type batchFunc func(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error
+
+// writeRounds writes the entries in batches of at most maxBatch entries of
+// one table (the per-entry failures of the API name destination and next
+// hop, not the table, so one table per batch keeps them unambiguous).
+// Entries that failed with a retryable per-entry code (busy) are written
+// again in the next round, with backoff, until the retry budget is spent.
+//
+// It returns the entries whose outcome must be verified against the table
+// before it is known: those written successfully, and those whose write may
+// have been applied although it reported an error (a timeout, or a
+// duplicate that may be our own earlier write).
+func (t *Tables) writeRounds(ctx context.Context, action string, rs []route.Route, results []route.Result, todo []int, write batchFunc) map[int]error {
+	logger := klog.FromContext(ctx)
+	verify := map[int]error{}
+	start := t.now()
+	for round := 0; len(todo) > 0; round++ {
+		var retry []int
+		for _, batch := range batches(rs, todo) {
+			errs := write(ctx, batch.table, rs, batch.idx)
+			for _, i := range batch.idx {
+				err := errs[i]
+				var apiErr *APIError
+				switch {
+				case err == nil:
+					verify[i] = nil
+				case errors.As(err, &apiErr) && apiErr.entry && apiErr.Retryable():
+					retry = append(retry, i)
+					results[i].Err = err
+				case errors.Is(err, ErrNetwork), errors.Is(err, route.ErrConflict):
+					verify[i] = err
+				default:
+					results[i].Err = err
+				}
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		wait := t.inv.backoff.delay(round)
+		if t.now().Add(wait).Sub(start) > t.inv.retryFor {
+			break
+		}
+		logger.V(2).Info("Retrying busy route entries", "action", action, "entries", len(retry), "round", round+1, "wait", wait)
+		t.inv.metrics.retries.WithLabelValues(action).Add(float64(len(retry)))
+		if !sleepCtx(ctx, wait) {
+			break
+		}
+		todo = retry
+	}
+	return verify
+}
+
+type batch struct {
+	table string
+	idx   []int
+}
+
+// batches groups entries by table, in order of first appearance, in chunks
+// of at most maxBatch.
+func batches(rs []route.Route, idx []int) []batch {
+	var order []string
+	byTable := map[string][]int{}
+	for _, i := range idx {
+		tb := rs[i].Table
+		if _, ok := byTable[tb]; !ok {
+			order = append(order, tb)
+		}
+		byTable[tb] = append(byTable[tb], i)
+	}
+	var out []batch
+	for _, tb := range order {
+		all := byTable[tb]
+		for len(all) > 0 {
+			n := min(len(all), maxBatch)
+			out = append(out, batch{table: tb, idx: all[:n]})
+			all = all[n:]
+		}
+	}
+	return out
+}
+
+// hopKey matches a per-entry failure to the entry: the API reports the
+// destination and next hop of each failed entry.
+type hopKey struct {
+	dst     netip.Prefix
+	nextHop string
+}
+
+func failureKey(dst, nextHop string) (hopKey, bool) {
+	p, err := netip.ParsePrefix(dst)
+	if err != nil {
+		return hopKey{}, false
+	}
+	return hopKey{dst: p.Masked(), nextHop: nextHop}, true
+}
+
+func ipVersion(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return ipv4
+	}
+	return ipv6
+}
+
+func (t *Tables) createBatch(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
+	entries := make([]vpc.CreateRouteEntriesRouteEntries, 0, len(idx))
+	for _, i := range idx {
+		r := rs[i]
+		entries = append(entries, vpc.CreateRouteEntriesRouteEntries{
+			RouteTableId: table,
+			DstCidrBlock: r.Destination.String(),
+			NextHop:      r.NextHop,
+			NextHopType:  nextHopInstance,
+			IpVersion:    ipVersion(r.Destination),
+			Name:         entryName(r.Node),
+			Description:  route.Marker{Cluster: t.clusterID, Node: r.Node}.String(),
+		})
+	}
+	req := vpc.CreateCreateRouteEntriesRequest()
+	req.RouteEntries = &entries
+	resp, err := call(ctx, t.inv, "CreateRouteEntries", func() (*vpc.CreateRouteEntriesResponse, error) {
+		return t.api.CreateRouteEntries(req)
+	})
+	if err != nil {
+		return allFailed(idx, fmt.Errorf("creating %d entries in route table %s: %w", len(idx), table, err))
+	}
+	return matchFailures(rs, idx, resp.FailedRouteEntries, "CreateRouteEntries", resp.RequestId, table)
+}
+
+// matchFailures maps FailedRouteEntries to entry indexes by destination and
+// next hop.
+func matchFailures(rs []route.Route, idx []int, failed []vpc.FailedRouteEntriesItem, action, requestID, table string) map[int]error {
+	errs := map[int]error{}
+	byKey := map[hopKey]int{}
+	for _, i := range idx {
+		byKey[hopKey{dst: rs[i].Destination, nextHop: rs[i].NextHop}] = i
+	}
+	for _, f := range failed {
+		k, ok := failureKey(f.DstCidrBlock, f.NextHop)
+		if !ok {
+			continue
+		}
+		i, ok := byKey[k]
+		if !ok {
+			continue
+		}
+		errs[i] = fmt.Errorf("entry %s via %s in route table %s: %w", k.dst, k.nextHop, table, entryError(action, f.FailedCode, requestID))
+	}
+	return errs
+}
+
+func allFailed(idx []int, err error) map[int]error {
+	errs := make(map[int]error, len(idx))
+	for _, i := range idx {
+		errs[i] = err
+	}
+	return errs
+}
+
+// Delete removes the routes (identified by table, destination and next hop)
+// and waits until they are gone. An entry that is already gone counts as
+// deleted.
+func (t *Tables) Delete(ctx context.Context, rs []route.Route) []route.Result {
+	results := make([]route.Result, len(rs))
+	var todo []int
+	for i, r := range rs {
+		results[i].Route = r
+		if err := validateKey(r); err != nil {
+			results[i].Err = err
+			continue
+		}
+		todo = append(todo, i)
+	}
+	t.writeMu.Lock()
+	verify := t.writeRounds(ctx, "DeleteRouteEntries", rs, results, todo, t.deleteBatch)
+	t.writeMu.Unlock()
+	t.wait(ctx, rs, results, verify, waitGone)
+	return results
+}
+
+// entryGoneCodes are the codes that mean "the entry to delete does not
+// exist", which for a delete is success.
+var entryGoneCodes = map[string]bool{
+	"VPC_ROUTER_ENTRY_NOT_EXIST":   true,
+	"VPC_ROUTE_ENTRY_NOT_EXIST":    true,
+	"InvalidRouteEntryId.NotFound": true,
+	"InvalidRouteEntry.NotFound":   true,
+}
+
+func isGone(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && entryGoneCodes[apiErr.Code]
+}
+
+func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
+	entries := make([]vpc.DeleteRouteEntriesRouteEntries, 0, len(idx))
+	for _, i := range idx {
+		r := rs[i]
+		entries = append(entries, vpc.DeleteRouteEntriesRouteEntries{
+			RouteTableId: table,
+			RouteEntryId: r.EntryID,
+			DstCidrBlock: r.Destination.String(),
+			NextHop:      r.NextHop,
+		})
+	}
+	req := vpc.CreateDeleteRouteEntriesRequest()
+	req.RouteEntries = &entries
+	resp, err := call(ctx, t.inv, "DeleteRouteEntries", func() (*vpc.DeleteRouteEntriesResponse, error) {
+		return t.api.DeleteRouteEntries(req)
+	})
+	if err != nil {
+		if isGone(err) {
+			// One missing entry can fail the whole call; delete the
+			// entries one by one to tell which ones are gone.
+			if len(idx) == 1 {
+				return nil
+			}
+			errs := map[int]error{}
+			for _, i := range idx {
+				for j, e := range t.deleteBatch(ctx, table, rs, []int{i}) {
+					errs[j] = e
+				}
+			}
+			return errs
+		}
+		return allFailed(idx, fmt.Errorf("deleting %d entries from route table %s: %w", len(idx), table, err))
+	}
+	errs := matchFailures(rs, idx, resp.FailedRouteEntries, "DeleteRouteEntries", resp.RequestId, table)
+	for i, err := range errs {
+		if isGone(err) {
+			delete(errs, i)
+		}
+	}
+	return errs
+}
+
+// Adopt stamps the ownership marker (and the entry name) onto existing
+// unmarked entries with ModifyRouteEntry, and waits until they are
+// Available again.
+func (t *Tables) Adopt(ctx context.Context, rs []route.Route) []route.Result {
+	results := make([]route.Result, len(rs))
+	var todo []int
+	for i, r := range rs {
+		results[i].Route = r
+		if err := t.validateCreate(r); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if r.EntryID == "" {
+			results[i].Err = fmt.Errorf("route %s in %s has no entry ID to adopt: %w", r.Destination, r.Table, route.ErrInvalid)
+			continue
+		}
+		todo = append(todo, i)
+	}
+	modify := func(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
+		errs := map[int]error{}
+		for _, i := range idx {
+			r := rs[i]
+			req := vpc.CreateModifyRouteEntryRequest()
+			req.RouteTableId = table
+			req.RouteEntryId = r.EntryID
+			req.RouteEntryName = entryName(r.Node)
+			req.Description = route.Marker{Cluster: t.clusterID, Node: r.Node}.String()
+			if _, err := call(ctx, t.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) {
+				return t.api.ModifyRouteEntry(req)
+			}); err != nil {
+				errs[i] = fmt.Errorf("adopting entry %s (%s) in route table %s: %w", r.EntryID, r.Destination, table, err)
+			}
+		}
+		return errs
+	}
+	t.writeMu.Lock()
+	verify := t.writeRounds(ctx, "ModifyRouteEntry", rs, results, todo, modify)
+	t.writeMu.Unlock()
+	t.wait(ctx, rs, results, verify, waitAdopted)
+	return results
+}
+
+type waitGoal int
+
+const (
+	waitAvailable waitGoal = iota
+	waitGone
+	waitAdopted
+)
+
+// wait polls the tables, with backoff and bounded by the route wait
+// timeout, until every entry in verify has reached the goal, and records
+// the outcome in results. An entry whose write reported an error (verify
+// value non-nil) keeps that error unless the table shows the write took
+// effect.
+func (t *Tables) wait(ctx context.Context, rs []route.Route, results []route.Result, verify map[int]error, goal waitGoal) {
+	if len(verify) == 0 {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	deadline := t.now().Add(t.waitTimeout)
+	lastStatus := map[int]string{}
+	var lastErr error
+	for poll := 0; len(verify) > 0; poll++ {
+		if !sleepCtx(ctx, min(t.poll.delay(poll), max(deadline.Sub(t.now()), 0))) {
+			break
+		}
+		tables := map[string]bool{}
+		for i := range verify {
+			tables[rs[i].Table] = true
+		}
+		snap, err := t.snapshot(ctx, tables)
+		if err != nil {
+			lastErr = err
+			logger.V(2).Info("Listing route tables while waiting for entries failed", "err", err)
+		} else {
+			for i, writeErr := range verify {
+				done, status, err := t.check(rs[i], snap, writeErr, goal)
+				if status != "" {
+					lastStatus[i] = status
+				}
+				if !done {
+					continue
+				}
+				results[i].Err = err
+				if cur, ok := snap[rs[i].Key()]; ok && err == nil && goal != waitGone {
+					results[i].Route.EntryID, results[i].Route.Status = cur.EntryID, cur.Status
+					results[i].Route.Owner = cur.Owner
+				}
+				delete(verify, i)
+			}
+		}
+		if !t.now().Before(deadline) {
+			break
+		}
+	}
+	for i := range verify {
+		r := rs[i]
+		state := lastStatus[i]
+		if state == "" {
+			state = "not visible"
+		}
+		err := fmt.Errorf("entry %s via %s in route table %s still %s after %v: %w", r.Destination, r.NextHop, r.Table, state, t.waitTimeout, route.ErrNotAvailable)
+		if lastErr != nil {
+			err = fmt.Errorf("%w (last listing error: %w)", err, lastErr)
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = fmt.Errorf("%w (%w)", err, ctxErr)
+		}
+		results[i].Err = err
+	}
+}
+
+// check decides one entry against a table snapshot: done reports whether
+// the outcome is final, err is the outcome and status the entry's status.
+func (t *Tables) check(r route.Route, snap map[route.Key]route.Route, writeErr error, goal waitGoal) (done bool, status string, err error) {
+	cur, present := snap[r.Key()]
+	if goal == waitGone {
+		if !present || cur.NextHop != r.NextHop {
+			return true, "", nil
+		}
+		if writeErr != nil {
+			return true, cur.Status, writeErr
+		}
+		return false, cur.Status, nil
+	}
+	switch {
+	case present && cur.NextHop != r.NextHop:
+		if writeErr == nil || !errors.Is(writeErr, route.ErrConflict) {
+			writeErr = fmt.Errorf("destination %s in route table %s is routed to %s by entry %s, not to %s: %w", r.Destination, r.Table, cur.NextHop, cur.EntryID, r.NextHop, route.ErrConflict)
+		}
+		return true, cur.Status, writeErr
+	case !present:
+		if writeErr != nil {
+			return true, "", writeErr
+		}
+		return false, "", nil
+	case goal == waitAdopted && cur.Owner != t.clusterID:
+		if writeErr != nil {
+			return true, cur.Status, writeErr
+		}
+		return false, cur.Status, nil
+	case cur.Status == route.StatusAvailable:
+		return true, cur.Status, nil
+	default:
+		return false, cur.Status, nil
+	}
+}
+
+// sleepCtx waits for d or until ctx is done; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
