@@ -1,0 +1,102 @@
+package alisim
+
+import (
+	"encoding/json"
+	"net/netip"
+)
+
+const (
+	maxInstancePage = 100
+	maxInstanceIDs  = 100
+)
+
+var instanceStatuses = map[string]bool{"Pending": true, "Running": true, "Starting": true, "Stopping": true, "Stopped": true}
+
+func (s *Simulator) describeInstances(c *call) (any, *apiError) {
+	page, aerr := parseInt(c, "PageNumber", 1, 1, 1<<30)
+	if aerr != nil {
+		return nil, aerr
+	}
+	size, aerr := parseInt(c, "PageSize", 10, 1, maxInstancePage)
+	if aerr != nil {
+		return nil, aerr
+	}
+	var ids map[string]bool
+	if raw := c.get("InstanceIds"); raw != "" {
+		var list []string
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			return nil, errorf(CodeInvalidInstanceIDs, "InstanceIds must be a JSON array of strings.")
+		}
+		if len(list) > maxInstanceIDs {
+			return nil, errorf(CodeInvalidParameter, "InstanceIds accepts at most %d IDs.", maxInstanceIDs)
+		}
+		ids = map[string]bool{}
+		for _, id := range list {
+			ids[id] = true
+		}
+	}
+	var ips map[netip.Addr]bool
+	if raw := c.get("PrivateIpAddresses"); raw != "" {
+		var list []string
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses must be a JSON array of strings.")
+		}
+		ips = map[netip.Addr]bool{}
+		for _, s := range list {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses contains %q, not an IP address.", s)
+			}
+			ips[a] = true
+		}
+	}
+	if st := c.get("Status"); st != "" && !instanceStatuses[st] {
+		return nil, errorf(CodeInvalidStatus, "Status %q is not supported.", st)
+	}
+	type instanceJSON struct {
+		InstanceId          string `json:"InstanceId"` //nolint:revive // Field names are the API's.
+		InstanceName        string `json:"InstanceName"`
+		HostName            string `json:"HostName"`
+		RegionId            string `json:"RegionId"` //nolint:revive // Field names are the API's.
+		ZoneId              string `json:"ZoneId"`   //nolint:revive // Field names are the API's.
+		Status              string `json:"Status"`
+		InstanceType        string `json:"InstanceType"`
+		InstanceNetworkType string `json:"InstanceNetworkType"`
+		OSType              string `json:"OSType"`
+		CreationTime        string `json:"CreationTime"`
+		VpcAttributes       struct {
+			VpcId            string `json:"VpcId"`     //nolint:revive // Field names are the API's.
+			VSwitchId        string `json:"VSwitchId"` //nolint:revive // Field names are the API's.
+			NatIpAddress     string `json:"NatIpAddress"`
+			PrivateIpAddress struct {
+				IpAddress []string `json:"IpAddress"` //nolint:revive // Field names are the API's.
+			} `json:"PrivateIpAddress"`
+		} `json:"VpcAttributes"`
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []instanceJSON
+	for _, id := range sortedKeys(s.st.instances) {
+		in := s.st.instances[id]
+		if (ids != nil && !ids[id]) || (ips != nil && !ips[in.PrivateIP]) ||
+			(c.has("VpcId") && c.get("VpcId") != in.VPCID) || (c.has("VSwitchId") && c.get("VSwitchId") != in.VSwitchID) ||
+			(c.has("ZoneId") && c.get("ZoneId") != in.Zone) || (c.has("Status") && c.get("Status") != in.Status) {
+			continue
+		}
+		j := instanceJSON{InstanceId: in.ID, InstanceName: in.Name, HostName: in.ID, RegionId: s.st.region, ZoneId: in.Zone,
+			Status: in.Status, InstanceType: "ecs.g7.large", InstanceNetworkType: "vpc", OSType: "linux", CreationTime: "2024-01-01T00:00Z"}
+		j.VpcAttributes.VpcId, j.VpcAttributes.VSwitchId = in.VPCID, in.VSwitchID
+		j.VpcAttributes.PrivateIpAddress.IpAddress = []string{in.PrivateIP.String()}
+		all = append(all, j)
+	}
+	out := struct {
+		TotalCount int `json:"TotalCount"`
+		PageNumber int `json:"PageNumber"`
+		PageSize   int `json:"PageSize"`
+		Instances  struct {
+			Instance []instanceJSON `json:"Instance"`
+		} `json:"Instances"`
+	}{TotalCount: len(all), PageNumber: page, PageSize: size}
+	out.Instances.Instance = paginate(all, page, size)
+	return out, nil
+}

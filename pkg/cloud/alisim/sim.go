@@ -1,0 +1,464 @@
+package alisim
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Simulator. The zero value of every field is a usable
+// default.
+type Options struct {
+	// AccessKeyID and AccessKeySecret add a permanent access key allowed to
+	// call every action. Both empty: no key is added (add them with
+	// AddAccessKey or in State).
+	AccessKeyID     string
+	AccessKeySecret string
+	// State is the initial state; nil means DefaultState().
+	State *State
+	// Clock drives every simulated time; nil means the wall clock.
+	Clock Clock
+	// WriteBase and WritePerEntry model how long a route write keeps its
+	// entries transitional and the VPC busy: WriteBase + WritePerEntry × n
+	// for a write of n entries. Zero means the defaults (50ms and 1ms);
+	// negative means instantaneous.
+	WriteBase     time.Duration
+	WritePerEntry time.Duration
+	// TimestampWindow is how far a request Timestamp may be from the clock;
+	// zero means 15 minutes.
+	TimestampWindow time.Duration
+	// BusyCode is the error code of a route write while the VPC is busy;
+	// empty means TaskConflict.
+	BusyCode string
+	// ErrorStatus overrides the HTTP status of error codes.
+	ErrorStatus map[string]int
+	// MetadataInstanceID is the instance the metadata service describes;
+	// empty means the first instance of the state.
+	MetadataInstanceID string
+	// MetadataRoleName is the RAM role attached to that instance; empty
+	// means DefaultRoleName. The role must exist in the state for the
+	// credentials path to answer.
+	MetadataRoleName string
+	// AllowIMDSv1 lets metadata GETs through without a session token.
+	AllowIMDSv1 bool
+	// Logf, when set, receives one line per API call (never secrets).
+	Logf func(format string, args ...any)
+}
+
+const (
+	defaultWriteBase       = 50 * time.Millisecond
+	defaultWritePerEntry   = time.Millisecond
+	defaultTimestampWindow = 15 * time.Minute
+	nonceRetention         = 30 * time.Minute
+)
+
+// Simulator is an in-memory Alibaba Cloud account serving the VPC, ECS and
+// STS OpenAPI (APIHandler), the ECS instance metadata service
+// (MetadataHandler) and an admin API (AdminHandler). Every exported method is
+// safe for concurrent use.
+type Simulator struct {
+	opts  Options
+	clock Clock
+
+	mu sync.Mutex
+	st model
+	// Per-call machinery.
+	nonces       map[string]time.Time
+	clientTokens map[string]clientTokenRecord
+	faults       []*faultState
+	throttles    map[string]*bucket
+	counters     map[string]map[string]int
+	oidcTokens   map[string]string // registered token → provider ARN
+	imdsTokens   map[string]time.Time
+	imdsCreds    *imdsCredentials
+	seq          uint64
+}
+
+// model is the simulated account state, indexed.
+type model struct {
+	region     string
+	vpcs       map[string]*VPC
+	vswitches  map[string]*VSwitch
+	tables     map[string]*RouteTable
+	entries    map[string]*RouteEntry            // by ID
+	byTable    map[string]map[string]*RouteEntry // table → ID → entry
+	instances  map[string]*Instance
+	keys       map[string]*credential
+	providers  map[string]*OIDCProvider
+	roles      map[string]*Role // by ARN
+	busyUntil  map[string]time.Time
+	forcedBusy map[string]bool
+}
+
+// credential is a permanent or temporary access key.
+type credential struct {
+	AccessKey
+	token   string    // temporary keys only
+	expires time.Time // temporary keys only
+}
+
+func (c *credential) temporary() bool { return c.token != "" }
+
+// clientTokenRecord remembers an idempotent CreateRouteEntry.
+type clientTokenRecord struct {
+	fingerprint string
+	entryID     string
+	at          time.Time
+}
+
+// New returns a simulator loaded with opts.State (or DefaultState).
+func New(opts Options) (*Simulator, error) {
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	switch {
+	case opts.WriteBase == 0:
+		opts.WriteBase = defaultWriteBase
+	case opts.WriteBase < 0:
+		opts.WriteBase = 0
+	}
+	switch {
+	case opts.WritePerEntry == 0:
+		opts.WritePerEntry = defaultWritePerEntry
+	case opts.WritePerEntry < 0:
+		opts.WritePerEntry = 0
+	}
+	if opts.TimestampWindow <= 0 {
+		opts.TimestampWindow = defaultTimestampWindow
+	}
+	if opts.BusyCode == "" {
+		opts.BusyCode = CodeTaskConflict
+	}
+	if opts.MetadataRoleName == "" {
+		opts.MetadataRoleName = DefaultRoleName
+	}
+	s := &Simulator{
+		opts:         opts,
+		clock:        opts.Clock,
+		nonces:       map[string]time.Time{},
+		clientTokens: map[string]clientTokenRecord{},
+		throttles:    map[string]*bucket{},
+		counters:     map[string]map[string]int{},
+		oidcTokens:   map[string]string{},
+		imdsTokens:   map[string]time.Time{},
+	}
+	st := opts.State
+	if st == nil {
+		st = DefaultState()
+	}
+	if err := s.LoadState(st); err != nil {
+		return nil, err
+	}
+	if opts.AccessKeyID != "" || opts.AccessKeySecret != "" {
+		if opts.AccessKeyID == "" || opts.AccessKeySecret == "" {
+			return nil, fmt.Errorf("access key id and secret must be given together")
+		}
+		s.AddAccessKey(opts.AccessKeyID, opts.AccessKeySecret)
+	}
+	return s, nil
+}
+
+// Clock returns the simulator's clock.
+func (s *Simulator) Clock() Clock { return s.clock }
+
+// LoadState replaces the whole simulated account (not faults, throttles or
+// counters). Entries without an ID get one; entries without a status are
+// Available; every VPC gets its system route table and system entries if the
+// state lacks them.
+func (s *Simulator) LoadState(in *State) error {
+	st := cloneState(in)
+	if st.Region == "" {
+		st.Region = DefaultRegion
+	}
+	if err := st.validate(); err != nil {
+		return fmt.Errorf("loading state: %w", err)
+	}
+	m := model{
+		region:     st.Region,
+		vpcs:       map[string]*VPC{},
+		vswitches:  map[string]*VSwitch{},
+		tables:     map[string]*RouteTable{},
+		entries:    map[string]*RouteEntry{},
+		byTable:    map[string]map[string]*RouteEntry{},
+		instances:  map[string]*Instance{},
+		keys:       map[string]*credential{},
+		providers:  map[string]*OIDCProvider{},
+		roles:      map[string]*Role{},
+		busyUntil:  map[string]time.Time{},
+		forcedBusy: map[string]bool{},
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range st.VPCs {
+		v := st.VPCs[i]
+		if v.VRouterID == "" {
+			v.VRouterID = s.newID("vrt-")
+		}
+		m.vpcs[v.ID] = &v
+	}
+	for i := range st.RouteTables {
+		t := st.RouteTables[i]
+		m.tables[t.ID] = &t
+		m.byTable[t.ID] = map[string]*RouteEntry{}
+	}
+	for _, v := range m.vpcs {
+		if m.systemTable(v.ID) == nil {
+			t := &RouteTable{ID: s.newID("vtb-"), VPCID: v.ID, Type: TableTypeSystem}
+			m.tables[t.ID] = t
+			m.byTable[t.ID] = map[string]*RouteEntry{}
+		}
+	}
+	for i := range st.VSwitches {
+		w := st.VSwitches[i]
+		if w.RouteTableID == "" {
+			w.RouteTableID = m.systemTable(w.VPCID).ID
+		}
+		if w.Zone == "" {
+			w.Zone = DefaultZone
+		}
+		m.vswitches[w.ID] = &w
+	}
+	now := s.clock.Now()
+	for i := range st.Entries {
+		e := st.Entries[i]
+		if e.ID == "" {
+			e.ID = s.newID("rte-")
+		}
+		if e.Type == "" {
+			e.Type = EntryTypeCustom
+		}
+		if e.NextHopType == "" {
+			e.NextHopType = NextHopInstance
+		}
+		if e.Status == "" {
+			e.Status = StatusAvailable
+		}
+		if e.Created.IsZero() {
+			e.Created = now
+		}
+		m.entries[e.ID] = &e
+		m.byTable[e.TableID][e.ID] = &e
+	}
+	for i := range st.Instances {
+		in := st.Instances[i]
+		w := m.vswitches[in.VSwitchID]
+		in.VPCID = w.VPCID
+		if in.Zone == "" {
+			in.Zone = w.Zone
+		}
+		if in.Status == "" {
+			in.Status = InstanceRunning
+		}
+		m.instances[in.ID] = &in
+	}
+	for _, k := range st.AccessKeys {
+		m.keys[k.ID] = &credential{AccessKey: k}
+	}
+	for i := range st.OIDCProviders {
+		p := st.OIDCProviders[i]
+		m.providers[p.ARN] = &p
+	}
+	for i := range st.Roles {
+		r := st.Roles[i]
+		m.roles[r.ARN] = &r
+	}
+	// Keep temporary credentials already issued: they belong to the
+	// account, not to its network state.
+	if s.st.keys != nil {
+		for id, c := range s.st.keys {
+			if c.temporary() {
+				m.keys[id] = c
+			}
+		}
+	}
+	s.st = m
+	for _, v := range m.vpcs {
+		s.ensureSystemEntriesLocked(v.ID, now)
+	}
+	return nil
+}
+
+// State returns a snapshot of the simulated account, with entry
+// transitions applied up to now. Temporary credentials are not included.
+func (s *Simulator) State() *State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked()
+	m := &s.st
+	out := &State{Region: m.region}
+	for _, id := range sortedKeys(m.vpcs) {
+		out.VPCs = append(out.VPCs, *m.vpcs[id])
+	}
+	for _, id := range sortedKeys(m.vswitches) {
+		out.VSwitches = append(out.VSwitches, *m.vswitches[id])
+	}
+	for _, id := range sortedKeys(m.tables) {
+		out.RouteTables = append(out.RouteTables, *m.tables[id])
+	}
+	for _, id := range sortedKeys(m.entries) {
+		out.Entries = append(out.Entries, *m.entries[id])
+	}
+	for _, id := range sortedKeys(m.instances) {
+		out.Instances = append(out.Instances, *m.instances[id])
+	}
+	for _, id := range sortedKeys(m.keys) {
+		if k := m.keys[id]; !k.temporary() {
+			ak := k.AccessKey
+			ak.AllowedActions = slices.Clone(ak.AllowedActions)
+			out.AccessKeys = append(out.AccessKeys, ak)
+		}
+	}
+	for _, id := range sortedKeys(m.providers) {
+		p := *m.providers[id]
+		p.ClientIDs = slices.Clone(p.ClientIDs)
+		out.OIDCProviders = append(out.OIDCProviders, p)
+	}
+	for _, id := range sortedKeys(m.roles) {
+		r := *m.roles[id]
+		r.TrustedProviders = slices.Clone(r.TrustedProviders)
+		r.AllowedActions = slices.Clone(r.AllowedActions)
+		out.Roles = append(out.Roles, r)
+	}
+	return out
+}
+
+func cloneState(in *State) *State {
+	out := *in
+	out.VPCs = slices.Clone(in.VPCs)
+	out.VSwitches = slices.Clone(in.VSwitches)
+	out.RouteTables = slices.Clone(in.RouteTables)
+	out.Entries = slices.Clone(in.Entries)
+	out.Instances = slices.Clone(in.Instances)
+	out.AccessKeys = slices.Clone(in.AccessKeys)
+	out.OIDCProviders = slices.Clone(in.OIDCProviders)
+	out.Roles = slices.Clone(in.Roles)
+	return &out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// newID returns a fresh resource ID with the given prefix. IDs sort in
+// creation order, which keeps pagination stable.
+func (s *Simulator) newID(prefix string) string {
+	s.seq++
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s2vc%012d%s", prefix, s.seq, hex.EncodeToString(b[:])[:5])
+}
+
+func (m *model) systemTable(vpcID string) *RouteTable {
+	for _, t := range m.tables {
+		if t.VPCID == vpcID && t.Type == TableTypeSystem {
+			return t
+		}
+	}
+	return nil
+}
+
+// ensureSystemEntriesLocked adds the system entries the real VPC router
+// shows: one local route per vSwitch CIDR (IPv4 and IPv6) in the vSwitch's
+// table, and the cloud service route 100.64.0.0/10 in the system table.
+func (s *Simulator) ensureSystemEntriesLocked(vpcID string, now time.Time) {
+	m := &s.st
+	sys := m.systemTable(vpcID)
+	want := map[string][]RouteEntry{}
+	if sys != nil {
+		want[sys.ID] = append(want[sys.ID], RouteEntry{Destination: cloudServiceCIDR, NextHopType: NextHopService})
+	}
+	for _, w := range m.vswitches {
+		if w.VPCID != vpcID {
+			continue
+		}
+		want[w.RouteTableID] = append(want[w.RouteTableID], RouteEntry{Destination: w.CIDR, NextHopType: NextHopLocal, NextHopID: w.ID})
+		if w.IPv6CIDR.IsValid() {
+			want[w.RouteTableID] = append(want[w.RouteTableID], RouteEntry{Destination: w.IPv6CIDR, NextHopType: NextHopLocal, NextHopID: w.ID})
+		}
+	}
+	for table, entries := range want {
+		for _, e := range entries {
+			if m.findByDestination(table, e.Destination) != nil {
+				continue
+			}
+			e.ID = s.newID("rte-")
+			e.TableID = table
+			e.Type = EntryTypeSystem
+			e.Status = StatusAvailable
+			e.Created = now
+			m.entries[e.ID] = &e
+			m.byTable[table][e.ID] = &e
+		}
+	}
+}
+
+func (m *model) findByDestination(table string, dst netip.Prefix) *RouteEntry {
+	for _, e := range m.byTable[table] {
+		if e.Destination == dst {
+			return e
+		}
+	}
+	return nil
+}
+
+// advanceLocked applies every entry transition due at the clock's now.
+func (s *Simulator) advanceLocked() {
+	now := s.clock.Now()
+	for id, e := range s.st.entries {
+		if e.Until.IsZero() || now.Before(e.Until) {
+			continue
+		}
+		switch e.Status {
+		case StatusPending, StatusModifying:
+			e.Status = StatusAvailable
+			e.Until = time.Time{}
+		case StatusDeleting:
+			delete(s.st.entries, id)
+			delete(s.st.byTable[e.TableID], id)
+		}
+	}
+}
+
+// writeDuration is how long a write of n entries keeps the VPC busy.
+func (s *Simulator) writeDuration(n int) time.Duration {
+	return s.opts.WriteBase + time.Duration(n)*s.opts.WritePerEntry
+}
+
+// vpcBusyLocked reports whether a route write is in flight in the VPC.
+func (s *Simulator) vpcBusyLocked(vpcID string) bool {
+	return s.st.forcedBusy[vpcID] || s.clock.Now().Before(s.st.busyUntil[vpcID])
+}
+
+func (s *Simulator) markBusyLocked(vpcID string, d time.Duration) time.Time {
+	until := s.clock.Now().Add(d)
+	if until.After(s.st.busyUntil[vpcID]) {
+		s.st.busyUntil[vpcID] = until
+	}
+	return until
+}
+
+func (s *Simulator) logf(format string, args ...any) {
+	if s.opts.Logf != nil {
+		s.opts.Logf(format, args...)
+	}
+}
+
+// sortEntries orders entries by ID, i.e. creation order.
+func sortEntries(es []*RouteEntry) {
+	slices.SortFunc(es, func(a, b *RouteEntry) int { return cmp.Compare(a.ID, b.ID) })
+}
+
+// normalizeAction strips a "product:" prefix.
+func normalizeAction(a string) (product, action string) {
+	if i := strings.IndexByte(a, ':'); i >= 0 {
+		return strings.ToLower(a[:i]), a[i+1:]
+	}
+	return "", a
+}
