@@ -374,7 +374,7 @@ func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	type tableJSON struct {
-		VpcId          string `json:"VpcId"` //nolint:revive // Field names are the API's.
+		VpcId          string `json:"VpcId"`        //nolint:revive // Field names are the API's.
 		RouteTableId   string `json:"RouteTableId"` //nolint:revive // Field names are the API's.
 		RouteTableType string `json:"RouteTableType"`
 		RouteTableName string `json:"RouteTableName"`
@@ -422,7 +422,9 @@ func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
 	return out, nil
 }
 
-func encodeNextToken(id string) string { return base64.RawURLEncoding.EncodeToString([]byte("rte:" + id)) }
+func encodeNextToken(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("rte:" + id))
+}
 
 func decodeNextToken(tok string) (string, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
