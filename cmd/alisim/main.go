@@ -1,0 +1,200 @@
+// Command alisim serves the Alibaba Cloud simulator of package
+// pkg/cloud/alisim on three loopback listeners: the cloud API (VPC, ECS and
+// STS), the ECS metadata service and the admin API. It prints one
+// "name=host:port" line per listener once they accept connections, and
+// stops cleanly on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "alisim: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+type config struct {
+	listen, metadataListen, adminListen string
+	keyID, keySecret                    string
+	stateFile                           string
+	writeBase, writePerEntry            time.Duration
+	timestampWindow                     time.Duration
+	timeScale                           float64
+	metadataInstance, metadataRole      string
+	allowIMDSv1                         bool
+	throttles                           string
+	verbose                             bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("alisim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:0", "address of the cloud API (VPC, ECS, STS); port 0 picks a free port")
+	fs.StringVar(&c.metadataListen, "metadata-listen", "127.0.0.1:0", "address of the ECS metadata service; empty disables it")
+	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:0", "address of the admin API; empty disables it")
+	fs.StringVar(&c.keyID, "access-key-id", "", "access key ID accepted for every action (default $ALIBABA_CLOUD_ACCESS_KEY_ID)")
+	fs.StringVar(&c.keySecret, "access-key-secret", "", "its secret (default $ALIBABA_CLOUD_ACCESS_KEY_SECRET)")
+	fs.StringVar(&c.stateFile, "state", "", "JSON state file (the format of GET /admin/state); default: the documented default state")
+	fs.DurationVar(&c.writeBase, "write-base", 0, "how long any route write keeps the VPC busy (default 50ms; negative: instantaneous)")
+	fs.DurationVar(&c.writePerEntry, "write-per-entry", 0, "extra busy time per entry written (default 1ms; negative: none)")
+	fs.DurationVar(&c.timestampWindow, "timestamp-window", 0, "accepted skew of request timestamps (default 15m)")
+	fs.Float64Var(&c.timeScale, "time-scale", 1, "run simulated time this many times faster than real time")
+	fs.StringVar(&c.metadataInstance, "metadata-instance-id", "", "instance the metadata service describes (default: the first instance)")
+	fs.StringVar(&c.metadataRole, "metadata-role", alisim.DefaultRoleName, "RAM role attached to that instance")
+	fs.BoolVar(&c.allowIMDSv1, "allow-imdsv1", false, "serve metadata GETs without an IMDSv2 session token")
+	fs.StringVar(&c.throttles, "throttle", "", "comma-separated Action=QPS/Burst limits (Action * for every action)")
+	fs.BoolVar(&c.verbose, "v", false, "log every API call to stderr (never secrets)")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if c.keyID == "" {
+		c.keyID = os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+	}
+	if c.keySecret == "" {
+		c.keySecret = os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+	}
+	if (c.keyID == "") != (c.keySecret == "") {
+		return nil, fmt.Errorf("%w: --access-key-id and --access-key-secret go together", errUsage)
+	}
+	if c.timeScale <= 0 {
+		return nil, fmt.Errorf("%w: --time-scale must be positive", errUsage)
+	}
+	return c, nil
+}
+
+// parseThrottles parses "Action=QPS/Burst,...".
+func parseThrottles(spec string) ([]alisim.Throttle, error) {
+	var out []alisim.Throttle
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		action, rate, ok := strings.Cut(item, "=")
+		qpsStr, burstStr, ok2 := strings.Cut(rate, "/")
+		if !ok || !ok2 || action == "" {
+			return nil, fmt.Errorf("%w: --throttle %q is not Action=QPS/Burst", errUsage, item)
+		}
+		qps, err := strconv.ParseFloat(qpsStr, 64)
+		if err != nil || qps <= 0 {
+			return nil, fmt.Errorf("%w: --throttle %q: QPS must be a positive number", errUsage, item)
+		}
+		burst, err := strconv.Atoi(burstStr)
+		if err != nil || burst < 1 {
+			return nil, fmt.Errorf("%w: --throttle %q: Burst must be a positive integer", errUsage, item)
+		}
+		out = append(out, alisim.Throttle{Action: action, QPS: qps, Burst: burst})
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	throttles, err := parseThrottles(c.throttles)
+	if err != nil {
+		return err
+	}
+	opts := alisim.Options{
+		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
+		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, TimestampWindow: c.timestampWindow,
+		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
+	}
+	if c.timeScale != 1 {
+		opts.Clock = alisim.NewScaledClock(c.timeScale)
+	}
+	if c.verbose {
+		logger := log.New(stderr, "alisim ", log.LstdFlags|log.Lmicroseconds)
+		opts.Logf = logger.Printf
+	}
+	if c.stateFile != "" {
+		raw, err := os.ReadFile(c.stateFile)
+		if err != nil {
+			return fmt.Errorf("reading state: %w", err)
+		}
+		var st alisim.State
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("decoding state %s: %w", c.stateFile, err)
+		}
+		opts.State = &st
+	}
+	sim, err := alisim.New(opts)
+	if err != nil {
+		return fmt.Errorf("building the simulator: %w", err)
+	}
+	for _, t := range throttles {
+		sim.SetThrottle(t.Action, t.QPS, t.Burst)
+	}
+	servers := []struct {
+		name, addr string
+		handler    http.Handler
+	}{
+		{"api", c.listen, sim.APIHandler()},
+		{"metadata", c.metadataListen, sim.MetadataHandler()},
+		{"admin", c.adminListen, sim.AdminHandler()},
+	}
+	var running []*http.Server
+	errc := make(chan error, len(servers))
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, srv := range running {
+			_ = srv.Shutdown(shutdownCtx)
+		}
+	}()
+	for _, s := range servers {
+		if s.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("listening for the %s on %s: %w", s.name, s.addr, err)
+		}
+		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		running = append(running, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serving the %s: %w", s.name, err)
+			}
+		}()
+		fmt.Fprintf(stdout, "%s=%s\n", s.name, ln.Addr())
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
