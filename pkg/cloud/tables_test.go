@@ -188,12 +188,12 @@ func TestCreateMixedPerEntryFailures(t *testing.T) {
 	}
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
 	rs := []route.Route{
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHop: "i-2vcxxr", Node: "a"},      // ok
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.1.0/24"), NextHop: "i-2vcxxr", Node: "b"},      // taken by i-2vcxxs
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.2.0/24"), NextHop: "i-gone", Node: "c"},        // no such instance
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("192.168.0.0/24"), NextHop: "i-2vcxxr", Node: "d"},   // the vSwitch CIDR
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.3.0/24"), NextHop: "i-2vcxxt", Node: "e"},      // ok, fills the quota
-		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.4.0/24"), NextHop: "i-2vcxxt", Node: "f"},      // over quota
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHop: "i-2vcxxr", Node: "a"},        // ok
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.1.0/24"), NextHop: "i-2vcxxr", Node: "b"},        // taken by i-2vcxxs
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.2.0/24"), NextHop: "i-gone", Node: "c"},          // no such instance
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("192.168.0.0/24"), NextHop: "i-2vcxxr", Node: "d"},     // the vSwitch CIDR
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.3.0/24"), NextHop: "i-2vcxxt", Node: "e"},        // ok, fills the quota
+		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.4.0/24"), NextHop: "i-2vcxxt", Node: "f"},        // over quota
 		{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.5.0/24"), NextHop: "i-2vcxxt", Node: "bad;node"}, // unmarkable
 	}
 	results := c.Table().Create(c.ctx, rs)
