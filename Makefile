@@ -18,7 +18,7 @@ build: ## Build the publisher and the simulator into bin/.
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: unit ## Run every test: unit and end-to-end.
+test: unit deploy-check e2e ## Run every test: unit, deploy/ checks and end-to-end.
 
 .PHONY: unit
 unit: ## Run the unit tests (with the race detector where cgo is available).
@@ -55,6 +55,15 @@ $(BIN)/kube-apiserver: hack/tools/kube-apiserver/go.mod hack/tools/kube-apiserve
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version.
 	$(BIN)/golangci-lint run ./...
+
+.PHONY: e2e
+e2e: tools build ## Run the end-to-end suite (etcd, kube-apiserver, alisim and the built binaries on loopback).
+	$(GO) test -tags e2e -count=1 -timeout 30m ./e2e/...
+
+.PHONY: demo
+demo: tools build ## Run the publisher against a local control plane and the simulator; Ctrl-C (or DEMO_SECONDS) ends it.
+	$(GO) build -o $(BIN)/demo ./e2e/cmd/demo
+	$(BIN)/demo
 
 .PHONY: deploy-check
 deploy-check: $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object) and unit-test the alerting rules.
