@@ -85,7 +85,7 @@ func selectCredentials(ctx context.Context, s credentialSettings) (credentials.C
 		getenv = os.Getenv
 	}
 	if s.dir != "" {
-		p := newFileCredentials(s.dir)
+		p := newFileCredentials(s.dir, klog.FromContext(ctx))
 		if _, err := p.GetCredentials(); err != nil {
 			return nil, "", err
 		}
@@ -154,7 +154,8 @@ func selectCredentials(ctx context.Context, s credentialSettings) (credentials.C
 // next to the HTTPS call it signs; the contents are compared with the last
 // read only to log the rotation.
 type fileCredentials struct {
-	dir string
+	dir    string
+	logger klog.Logger
 
 	mu   sync.Mutex
 	last *credentials.Credentials
@@ -162,8 +163,8 @@ type fileCredentials struct {
 
 var _ credentials.CredentialsProvider = (*fileCredentials)(nil)
 
-func newFileCredentials(dir string) *fileCredentials {
-	return &fileCredentials{dir: dir}
+func newFileCredentials(dir string, logger klog.Logger) *fileCredentials {
+	return &fileCredentials{dir: dir, logger: logger}
 }
 
 func (p *fileCredentials) read(name string, required bool) (string, error) {
@@ -205,7 +206,7 @@ func (p *fileCredentials) GetCredentials() (*credentials.Credentials, error) {
 	p.last = cc
 	p.mu.Unlock()
 	if rotated {
-		klog.Background().Info("Credentials in the credentials directory changed; using the new ones", "dir", p.dir)
+		p.logger.Info("Credentials in the credentials directory changed; using the new ones", "dir", p.dir)
 	}
 	return cc, nil
 }
