@@ -673,7 +673,7 @@ func TestRuleCopies(t *testing.T) {
 			t.Fatal(err)
 		}
 		if *update {
-			if err := os.WriteFile(c[1], src, 0o644); err != nil { //nolint:gosec // A checked-in text file.
+			if err := os.WriteFile(c[1], src, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			continue
@@ -705,7 +705,7 @@ func TestRuleCopies(t *testing.T) {
 			}
 			b.WriteString("  " + line)
 		}
-		if err := os.WriteFile(prometheusRuleCopy, []byte(b.String()), 0o644); err != nil { //nolint:gosec // A checked-in text file.
+		if err := os.WriteFile(prometheusRuleCopy, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
