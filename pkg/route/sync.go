@@ -102,6 +102,11 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		errs = append(errs, c.updateConditions(ctx, obs, rep)...)
 	}
 	c.emitEvents(ctx, obs, rep, out)
+	if plan.SafetyValveTripped && out != nil && len(out.created)+len(out.adopted) > 0 {
+		// The writes changed the owned count the valve compares against;
+		// look again rather than wait for the next resync.
+		c.Enqueue()
+	}
 	logger.Info("Pass done", "summary", rep.Summary(), "duration", c.clock.Since(start))
 	return errors.Join(errs...)
 }
