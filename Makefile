@@ -65,6 +65,11 @@ demo: tools build ## Run the publisher against a local control plane and the sim
 	$(GO) build -o $(BIN)/demo ./e2e/cmd/demo
 	$(BIN)/demo
 
+.PHONY: bench
+bench: tools build ## Benchmark the publisher against the upstream route controller (BENCHMARKS.md); BENCH_FLAGS adds routebench flags.
+	$(GO) build -trimpath -o $(BIN)/routebench ./bench/cmd/routebench
+	$(BIN)/routebench --bin-dir=$(BIN) $(BENCH_FLAGS)
+
 .PHONY: deploy-check
 deploy-check: $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object) and unit-test the alerting rules.
 	$(BIN)/helm lint --strict deploy/helm/vpc-route-publisher --values deploy/testdata/values-example.yaml
