@@ -66,7 +66,7 @@ demo: tools build ## Run the publisher against a local control plane and the sim
 	$(BIN)/demo
 
 .PHONY: bench
-bench: tools build ## Benchmark the publisher against the upstream route controller (BENCHMARKS.md); BENCH_FLAGS adds routebench flags.
+bench: $(BIN)/etcd $(BIN)/kube-apiserver build ## Benchmark the publisher against the upstream route controller (BENCHMARKS.md); BENCH_FLAGS adds routebench flags.
 	$(GO) build -trimpath -o $(BIN)/routebench ./bench/cmd/routebench
 	$(BIN)/routebench --bin-dir=$(BIN) $(BENCH_FLAGS)
 
