@@ -100,6 +100,6 @@ type CostResult struct {
 	// ResyncCPU is the CPU time of the steady window divided by its
 	// periods: the cost of one resync, idle work included.
 	ResyncCPU time.Duration
-	// IdleCPU is not separated: see ResyncCPU.
+	// Window is the length of the steady window ResyncCPU comes from.
 	Window time.Duration
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -64,18 +65,6 @@ type Controller struct {
 
 // Start builds the adapter and the controller and runs it until Stop.
 func Start(ctx context.Context, o Options) (*Controller, error) {
-	if o.ReconcilePeriod == 0 {
-		o.ReconcilePeriod = DefaultReconcilePeriod
-	}
-	cidrs := make([]*net.IPNet, 0, len(o.ClusterCIDRs))
-	for _, p := range o.ClusterCIDRs {
-		_, n, err := net.ParseCIDR(p.String())
-		if err != nil {
-			return nil, fmt.Errorf("cluster CIDR %s: %w", p, err)
-		}
-		cidrs = append(cidrs, n)
-	}
-
 	// Every request of the controller goes through a gate that is shut when
 	// the run ends: goroutines the controller leaves behind (it does not
 	// wait for its own condition updates on shutdown) can then no longer
@@ -88,6 +77,25 @@ func Start(ctx context.Context, o Options) (*Controller, error) {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building the controller's clientset: %w", err)
+	}
+	return start(ctx, o, client, closed)
+}
+
+func start(ctx context.Context, o Options, client kubernetes.Interface, closed *atomic.Bool) (*Controller, error) {
+	if o.ReconcilePeriod == 0 {
+		o.ReconcilePeriod = DefaultReconcilePeriod
+	}
+	if len(o.ClusterCIDRs) == 0 {
+		// The controller would klog.Fatal.
+		return nil, fmt.Errorf("the upstream route controller needs at least one cluster CIDR")
+	}
+	cidrs := make([]*net.IPNet, 0, len(o.ClusterCIDRs))
+	for _, p := range o.ClusterCIDRs {
+		_, n, err := net.ParseCIDR(p.String())
+		if err != nil {
+			return nil, fmt.Errorf("cluster CIDR %s: %w", p, err)
+		}
+		cidrs = append(cidrs, n)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -106,7 +114,7 @@ func Start(ctx context.Context, o Options) (*Controller, error) {
 		}
 		ref := route.NodeRef{Name: n.Name, ProviderID: n.Spec.ProviderID}
 		for _, a := range n.Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == "InternalIP" {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
 				ref.InternalIPs = append(ref.InternalIPs, ip)
 			}
 		}
