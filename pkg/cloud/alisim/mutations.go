@@ -326,5 +326,5 @@ func (s *Simulator) SetBusy(vpcID string, busy bool) error {
 func (s *Simulator) Busy(vpcID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.vpcBusyLocked(vpcID)
+	return s.vpcBusyLocked(vpcID, s.clock.Now())
 }

@@ -432,12 +432,21 @@ func (s *Simulator) writeDuration(n int) time.Duration {
 }
 
 // vpcBusyLocked reports whether a route write is in flight in the VPC.
-func (s *Simulator) vpcBusyLocked(vpcID string) bool {
-	return s.st.forcedBusy[vpcID] || s.clock.Now().Before(s.st.busyUntil[vpcID])
+func (s *Simulator) vpcBusyLocked(vpcID string, now time.Time) bool {
+	return s.st.forcedBusy[vpcID] || now.Before(s.st.busyUntil[vpcID])
 }
 
-func (s *Simulator) markBusyLocked(vpcID string, d time.Duration) time.Time {
-	until := s.clock.Now().Add(d)
+// lockForWrite takes the lock, re-reads the clock into c.now (so a write's
+// times are taken under the lock that serializes writes) and applies due
+// transitions.
+func (s *Simulator) lockForWrite(c *call) {
+	s.mu.Lock()
+	c.now = s.clock.Now()
+	s.advanceLocked()
+}
+
+func (s *Simulator) markBusyLocked(vpcID string, now time.Time, d time.Duration) time.Time {
+	until := now.Add(d)
 	if until.After(s.st.busyUntil[vpcID]) {
 		s.st.busyUntil[vpcID] = until
 	}

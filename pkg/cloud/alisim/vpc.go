@@ -207,8 +207,8 @@ func (s *Simulator) quotaLocked(table string) int {
 }
 
 // busyErrorLocked returns the busy error when a write is in flight.
-func (s *Simulator) busyErrorLocked(vpcID string) *apiError {
-	if s.vpcBusyLocked(vpcID) {
+func (s *Simulator) busyErrorLocked(vpcID string, now time.Time) *apiError {
+	if s.vpcBusyLocked(vpcID, now) {
 		return errorf(s.opts.BusyCode, "")
 	}
 	return nil
@@ -542,9 +542,8 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	type resp struct {
 		RouteEntryId string `json:"RouteEntryId"` //nolint:revive // Field names are the API's.
 	}
-	s.mu.Lock()
+	s.lockForWrite(c)
 	defer s.mu.Unlock()
-	s.advanceLocked()
 	token := c.get("ClientToken")
 	fingerprint := strings.Join([]string{tableID, dst.String(), hopType, c.get("NextHopId"), name, desc}, "\x00")
 	if token != "" {
@@ -567,7 +566,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	if aerr := s.checkNextHopLocked(vpc, hopType, c.get("NextHopId")); aerr != nil {
 		return nil, aerr
 	}
-	if aerr := s.busyErrorLocked(vpc.ID); aerr != nil {
+	if aerr := s.busyErrorLocked(vpc.ID, c.now); aerr != nil {
 		return nil, aerr
 	}
 	if s.st.findByDestination(tableID, dst) != nil {
@@ -576,7 +575,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	if s.customCountLocked(tableID) >= s.quotaLocked(tableID) {
 		return nil, errorf(CodeQuotaExceeded, "")
 	}
-	until := s.markBusyLocked(vpc.ID, s.writeDuration(1))
+	until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(1))
 	e := &RouteEntry{ID: s.newID("rte-"), TableID: tableID, Destination: dst, Type: EntryTypeCustom, NextHopType: hopType,
 		NextHopID: c.get("NextHopId"), Name: name, Description: desc, Status: StatusPending, Until: until, Created: c.now}
 	s.addEntryLocked(e)
@@ -648,9 +647,8 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 			return nil, aerr
 		}
 	}
-	s.mu.Lock()
+	s.lockForWrite(c)
 	defer s.mu.Unlock()
-	s.advanceLocked()
 	var vpc *VPC
 	for _, it := range items {
 		t, ok := s.st.tables[it["RouteTableId"]]
@@ -662,7 +660,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		}
 		vpc = s.st.vpcs[t.VPCID]
 	}
-	if aerr := s.busyErrorLocked(vpc.ID); aerr != nil {
+	if aerr := s.busyErrorLocked(vpc.ID, c.now); aerr != nil {
 		return nil, aerr
 	}
 	out := struct {
@@ -716,7 +714,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 			NextHopType: hopType, NextHopID: it["NextHop"], Name: it["Name"], Description: desc, Status: StatusPending, Created: c.now})
 	}
 	if len(created) > 0 {
-		until := s.markBusyLocked(vpc.ID, s.writeDuration(len(created)))
+		until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(len(created)))
 		for _, e := range created {
 			e.Until = until
 			s.addEntryLocked(e)
@@ -755,9 +753,8 @@ func (s *Simulator) lookupEntryLocked(id, table, dstStr, hop string) (*RouteEntr
 }
 
 func (s *Simulator) deleteRouteEntry(c *call) (any, *apiError) {
-	s.mu.Lock()
+	s.lockForWrite(c)
 	defer s.mu.Unlock()
-	s.advanceLocked()
 	e, aerr := s.lookupEntryLocked(c.get("RouteEntryId"), c.get("RouteTableId"), c.get("DestinationCidrBlock"), c.get("NextHopId"))
 	if aerr != nil {
 		return nil, aerr
@@ -769,10 +766,10 @@ func (s *Simulator) deleteRouteEntry(c *call) (any, *apiError) {
 		return nil, errorf(CodeIncorrectRouteEntryStatus, "Entry %s is %s.", e.ID, e.Status)
 	}
 	vpcID := s.st.tables[e.TableID].VPCID
-	if aerr := s.busyErrorLocked(vpcID); aerr != nil {
+	if aerr := s.busyErrorLocked(vpcID, c.now); aerr != nil {
 		return nil, aerr
 	}
-	e.Status, e.Until = StatusDeleting, s.markBusyLocked(vpcID, s.writeDuration(1))
+	e.Status, e.Until = StatusDeleting, s.markBusyLocked(vpcID, c.now, s.writeDuration(1))
 	return struct{}{}, nil
 }
 
@@ -781,9 +778,8 @@ func (s *Simulator) deleteRouteEntries(c *call) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	s.mu.Lock()
+	s.lockForWrite(c)
 	defer s.mu.Unlock()
-	s.advanceLocked()
 	type target struct {
 		item  map[string]string
 		entry *RouteEntry
@@ -806,7 +802,7 @@ func (s *Simulator) deleteRouteEntries(c *call) (any, *apiError) {
 		targets = append(targets, target{item: it, entry: e, err: aerr})
 	}
 	if vpcID != "" {
-		if aerr := s.busyErrorLocked(vpcID); aerr != nil {
+		if aerr := s.busyErrorLocked(vpcID, c.now); aerr != nil {
 			return nil, aerr
 		}
 	}
@@ -832,7 +828,7 @@ func (s *Simulator) deleteRouteEntries(c *call) (any, *apiError) {
 		out.FailedRouteEntries = append(out.FailedRouteEntries, f)
 	}
 	if len(deleting) > 0 {
-		until := s.markBusyLocked(vpcID, s.writeDuration(len(deleting)))
+		until := s.markBusyLocked(vpcID, c.now, s.writeDuration(len(deleting)))
 		for _, e := range deleting {
 			e.Status, e.Until = StatusDeleting, until
 		}
@@ -846,9 +842,8 @@ func (s *Simulator) modifyRouteEntry(c *call) (any, *apiError) {
 	if id == "" {
 		return nil, errorf(CodeMissingParameter, "RouteEntryId is mandatory for this action.")
 	}
-	s.mu.Lock()
+	s.lockForWrite(c)
 	defer s.mu.Unlock()
-	s.advanceLocked()
 	e, ok := s.st.entries[id]
 	if !ok {
 		return nil, errorf(CodeRouteEntryNotFound, "")
@@ -881,11 +876,11 @@ func (s *Simulator) modifyRouteEntry(c *call) (any, *apiError) {
 	if e.Status != StatusAvailable {
 		return nil, errorf(CodeIncorrectRouteEntryStatus, "Entry %s is %s.", e.ID, e.Status)
 	}
-	if aerr := s.busyErrorLocked(t.VPCID); aerr != nil {
+	if aerr := s.busyErrorLocked(t.VPCID, c.now); aerr != nil {
 		return nil, aerr
 	}
 	e.Name, e.Description, e.NextHopID = name, desc, hop
-	e.Status, e.Until = StatusModifying, s.markBusyLocked(t.VPCID, s.writeDuration(1))
+	e.Status, e.Until = StatusModifying, s.markBusyLocked(t.VPCID, c.now, s.writeDuration(1))
 	e.Created = c.now
 	return struct{}{}, nil
 }
