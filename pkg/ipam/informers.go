@@ -1,0 +1,130 @@
+package ipam
+
+import (
+	"fmt"
+	"reflect"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+)
+
+// crdGVR is the resource of CustomResourceDefinitions, watched in auto mode
+// to learn when the SpiderIPPool CRD is installed or removed.
+var crdGVR = schema.GroupVersionResource{
+	Group:    "apiextensions.k8s.io",
+	Version:  "v1",
+	Resource: "customresourcedefinitions",
+}
+
+// newPoolInformer returns an informer on every SpiderIPPool. Its transform
+// drops status.allocatedIPs (a JSON map of every pod's IP, rewritten on each
+// pod start) and managed fields: the publisher never reads them, and they
+// are most of an active pool's size.
+func newPoolInformer(client dynamic.Interface) cache.SharedIndexInformer {
+	informer := dynamicinformer.NewFilteredDynamicInformer(client, SpiderIPPoolGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	// SetTransform only fails once the informer has started.
+	_ = informer.SetTransform(trimPool)
+	return informer
+}
+
+func trimPool(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		unstructured.RemoveNestedField(u.Object, "status", "allocatedIPs")
+		u.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// poolEventHandler notifies on pool changes that can change routes or
+// problems: creation, deletion, any spec change, and a disabled pool's
+// allocated count reaching or leaving zero. Allocation churn alone (the
+// count of an enabled pool) is ignored.
+func poolEventHandler(notify func()) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { notify() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*unstructured.Unstructured)
+			n, ok2 := newObj.(*unstructured.Unstructured)
+			if !ok1 || !ok2 || poolRelevantChange(o, n) {
+				notify()
+			}
+		},
+		DeleteFunc: func(any) { notify() },
+	}
+}
+
+func poolRelevantChange(o, n *unstructured.Unstructured) bool {
+	oldSpec, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec")
+	newSpec, _, _ := unstructured.NestedFieldNoCopy(n.Object, "spec")
+	return !reflect.DeepEqual(oldSpec, newSpec) || poolInUse(o) != poolInUse(n)
+}
+
+func poolInUse(u *unstructured.Unstructured) bool {
+	disabled, _, _ := unstructured.NestedBool(u.Object, "spec", "disable")
+	count, _, _ := unstructured.NestedInt64(u.Object, "status", "allocatedIPCount")
+	return !disabled || count > 0
+}
+
+// newCRDInformer watches the SpiderIPPool CRD and starts or stops the pool
+// watch as the CRD comes to serve v2beta1 or goes away.
+func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func()) (cache.SharedIndexInformer, error) {
+	byName := func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SpiderIPPoolCRDName).String()
+	}
+	informer := dynamicinformer.NewFilteredDynamicInformer(client, crdGVR, metav1.NamespaceAll, 0, cache.Indexers{}, byName).Informer()
+	update := func(obj any) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || u.GetName() != SpiderIPPoolCRDName {
+			return
+		}
+		if crdServesPools(u) {
+			pools.startBase()
+		} else {
+			pools.stop()
+		}
+		notify()
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, newObj any) { update(newObj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if u, ok := obj.(*unstructured.Unstructured); ok && u.GetName() != SpiderIPPoolCRDName {
+				return
+			}
+			pools.stop()
+			notify()
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watching the SpiderIPPool CRD: %w", err)
+	}
+	return informer, nil
+}
+
+// crdServesPools reports whether the CRD is established and serves the
+// version the publisher reads.
+func crdServesPools(u *unstructured.Unstructured) bool {
+	versions, _, _ := unstructured.NestedSlice(u.Object, "spec", "versions")
+	served := false
+	for _, v := range versions {
+		m, ok := v.(map[string]any)
+		if ok && m["name"] == SpiderIPPoolGVR.Version && m["served"] == true {
+			served = true
+		}
+	}
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conditions {
+		m, ok := c.(map[string]any)
+		if ok && m["type"] == "Established" && m["status"] == "True" {
+			return served
+		}
+	}
+	return false
+}

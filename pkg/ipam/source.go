@@ -1,0 +1,368 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// Mode selects where the desired routes come from (--cidr-source).
+type Mode string
+
+// The --cidr-source values.
+const (
+	// ModeAuto routes the nodes' podCIDRs and, where the SpiderIPPool CRD
+	// is installed, checks that every per-node pool lies inside its node's
+	// podCIDRs.
+	ModeAuto Mode = "auto"
+	// ModeNodes routes the nodes' podCIDRs (host-local IPAM with
+	// "usePodCidr").
+	ModeNodes Mode = "nodes"
+	// ModeSpiderpool routes the per-node SpiderIPPools.
+	ModeSpiderpool Mode = "spiderpool"
+)
+
+// Modes lists the valid --cidr-source values.
+var Modes = []Mode{ModeAuto, ModeNodes, ModeSpiderpool}
+
+// ParseMode parses a --cidr-source value.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range Modes {
+		if string(m) == s {
+			return m, nil
+		}
+	}
+	return "", fmt.Errorf("unknown CIDR source %q: must be one of auto, nodes, spiderpool", s)
+}
+
+// ErrNotSynced is returned by Routes while the caches it reads have not
+// synced: an empty cache must never be mistaken for a cluster without routes.
+var ErrNotSynced = errors.New("informer caches have not synced")
+
+// Options configures a Source.
+type Options struct {
+	// ClusterCIDRs are the --cluster-cidr prefixes. Destinations outside
+	// them are reported, never routed; SpiderIPPools whose subnet is
+	// disjoint from them belong to other networks and are ignored.
+	ClusterCIDRs []netip.Prefix
+}
+
+// Source is the desired state of the cluster read from informer caches. It
+// implements route.Source for every --cidr-source mode.
+type Source struct {
+	mode        Mode
+	opts        Options
+	nodes       corelisters.NodeLister
+	nodesSynced cache.InformerSynced
+	// pools watches SpiderIPPools: always in spiderpool mode, while the CRD
+	// exists in auto mode, never in nodes mode.
+	pools *poolWatch
+	// crds watches the SpiderIPPool CRD itself (auto mode only).
+	crds cache.SharedIndexInformer
+}
+
+var _ route.Source = (*Source)(nil)
+
+// New returns the Source of a mode. client may be nil in nodes mode.
+// onChange (may be nil) is called from informer goroutines whenever an
+// object that can change the desired routes or problems changes; it must
+// not block (enqueue a work item).
+func New(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
+	switch mode {
+	case ModeNodes:
+		return NewNodeSource(nodes, opts, onChange)
+	case ModeSpiderpool:
+		return NewSpiderpoolSource(nodes, client, opts, onChange)
+	case ModeAuto:
+		return NewAutoSource(nodes, client, opts, onChange)
+	default:
+		return nil, fmt.Errorf("unknown CIDR source %q", mode)
+	}
+}
+
+// NewNodeSource returns the source of host-local IPAM: one route per pod
+// CIDR of every node (both families on dual-stack nodes).
+func NewNodeSource(nodes coreinformers.NodeInformer, opts Options, onChange func()) (*Source, error) {
+	return newSource(ModeNodes, nodes, nil, opts, onChange)
+}
+
+// NewSpiderpoolSource returns the source of Spiderpool IPAM: routes for the
+// SpiderIPPools pinned to one node, read through a dynamic informer.
+func NewSpiderpoolSource(nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
+	if client == nil {
+		return nil, errors.New("the spiderpool CIDR source needs a dynamic client")
+	}
+	return newSource(ModeSpiderpool, nodes, client, opts, onChange)
+}
+
+// NewAutoSource returns the source of auto mode: the nodes' pod CIDRs are
+// routed, and SpiderIPPools, when their CRD is installed (watched, so it may
+// come and go), are checked against their node's pod CIDRs.
+func NewAutoSource(nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
+	if client == nil {
+		return nil, errors.New("the auto CIDR source needs a dynamic client")
+	}
+	return newSource(ModeAuto, nodes, client, opts, onChange)
+}
+
+func newSource(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
+	if nodes == nil {
+		return nil, errors.New("a node informer is required")
+	}
+	if len(opts.ClusterCIDRs) == 0 {
+		return nil, errors.New("at least one cluster CIDR is required")
+	}
+	notify := func() {
+		if onChange != nil {
+			onChange()
+		}
+	}
+	informer := nodes.Informer()
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { notify() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if !ok1 || !ok2 || o.Spec.PodCIDR != n.Spec.PodCIDR || !reflect.DeepEqual(o.Spec.PodCIDRs, n.Spec.PodCIDRs) {
+				notify()
+			}
+		},
+		DeleteFunc: func(any) { notify() },
+	}); err != nil {
+		return nil, fmt.Errorf("watching nodes: %w", err)
+	}
+	s := &Source{
+		mode:        mode,
+		opts:        opts,
+		nodes:       nodes.Lister(),
+		nodesSynced: informer.HasSynced,
+	}
+	if mode == ModeNodes {
+		return s, nil
+	}
+	s.pools = &poolWatch{client: client, onChange: notify}
+	if mode == ModeAuto {
+		crds, err := newCRDInformer(client, s.pools, notify)
+		if err != nil {
+			return nil, err
+		}
+		s.crds = crds
+	}
+	return s, nil
+}
+
+// Mode returns the mode of the source.
+func (s *Source) Mode() Mode { return s.mode }
+
+// Start starts the informers the source owns (SpiderIPPools and, in auto
+// mode, the CRD); the node informer belongs to the caller's factory and is
+// started there. They stop when ctx is done.
+func (s *Source) Start(ctx context.Context) {
+	switch s.mode {
+	case ModeSpiderpool:
+		s.pools.start(ctx)
+	case ModeAuto:
+		s.pools.setBase(ctx)
+		go s.crds.RunWithContext(ctx)
+	case ModeNodes:
+	}
+}
+
+// HasSynced reports whether every cache the source reads has synced.
+func (s *Source) HasSynced() bool {
+	if !s.nodesSynced() {
+		return false
+	}
+	switch s.mode {
+	case ModeSpiderpool:
+		return s.pools.synced()
+	case ModeAuto:
+		return s.crds.HasSynced() && (!s.pools.running() || s.pools.synced())
+	default:
+		return true
+	}
+}
+
+// WaitForCacheSync blocks until the source's caches have synced or ctx is
+// done, and reports whether they synced.
+func (s *Source) WaitForCacheSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.HasSynced)
+}
+
+// Routes returns the desired routes (Node and Destination set) and the
+// problems of the objects that cannot be routed correctly. It reads only
+// the informer caches.
+func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, error) {
+	logger := klog.FromContext(ctx)
+	if !s.nodesSynced() {
+		return nil, nil, fmt.Errorf("node cache: %w", ErrNotSynced)
+	}
+	nodes, err := s.nodes.List(labels.Everything())
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	var claims []claim
+	var problems []route.Problem
+	switch s.mode {
+	case ModeNodes:
+		claims, problems = nodeClaims(nodes, s.opts.ClusterCIDRs)
+	case ModeSpiderpool:
+		if !s.pools.synced() {
+			return nil, nil, fmt.Errorf("SpiderIPPool cache: %w", ErrNotSynced)
+		}
+		set := decodePools(s.pools.list(), s.opts.ClusterCIDRs)
+		exists := make(map[string]bool, len(nodes))
+		for _, n := range nodes {
+			exists[n.Name] = true
+		}
+		claims, problems = poolClaims(set, func(n string) bool { return exists[n] }, s.opts.ClusterCIDRs)
+	case ModeAuto:
+		claims, problems = nodeClaims(nodes, s.opts.ClusterCIDRs)
+		if s.pools.synced() {
+			podCIDRs := make(map[string][]netip.Prefix, len(nodes))
+			for _, n := range nodes {
+				podCIDRs[n.Name], _ = nodePodCIDRs(n)
+			}
+			set := decodePools(s.pools.list(), s.opts.ClusterCIDRs)
+			problems = append(problems, validatePools(set, podCIDRs, s.opts.ClusterCIDRs)...)
+		} else if s.pools.running() {
+			logger.V(2).Info("SpiderIPPool cache not synced yet; pools are not checked in this pass")
+		}
+	}
+	routes, overlaps := resolve(claims)
+	problems = append(problems, overlaps...)
+	sortProblems(problems)
+	logger.V(4).Info("Computed desired routes", "source", s.mode, "routes", len(routes), "problems", len(problems))
+	return routes, problems, nil
+}
+
+// decodePools decodes the cached pools. Pools that cannot be read are
+// reported unless their subnet is readable and outside the cluster CIDRs.
+func decodePools(objs []*unstructured.Unstructured, clusterCIDRs []netip.Prefix) poolSet {
+	var set poolSet
+	for _, u := range objs {
+		p, err := decodePool(u)
+		if err != nil {
+			if p.subnet.IsValid() && !overlapsClusterCIDR(p.subnet, clusterCIDRs) {
+				continue
+			}
+			set.problems = append(set.problems, route.Problem{
+				Object:  p.object(),
+				Node:    onlyNode(p.nodes),
+				Reason:  ReasonInvalidPool,
+				Message: fmt.Sprintf("SpiderIPPool %s cannot be read: %v.", p.name, err),
+			})
+			continue
+		}
+		set.pools = append(set.pools, p)
+	}
+	return set
+}
+
+func onlyNode(nodes []string) string {
+	if len(nodes) == 1 {
+		return nodes[0]
+	}
+	return ""
+}
+
+// poolWatch runs a dynamic informer on SpiderIPPools that can be started
+// and stopped, as the CRD appears and disappears in auto mode.
+type poolWatch struct {
+	client   dynamic.Interface
+	onChange func()
+
+	mu       sync.Mutex
+	base     context.Context
+	informer cache.SharedIndexInformer
+	cancel   context.CancelFunc
+}
+
+func (w *poolWatch) setBase(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.base = ctx
+}
+
+// startBase starts the informer under the context given to setBase; it
+// does nothing before setBase (the source has not been started).
+func (w *poolWatch) startBase() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.startLocked(w.base)
+}
+
+// start runs the informer under ctx; it does nothing when the informer
+// already runs.
+func (w *poolWatch) start(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.startLocked(ctx)
+}
+
+func (w *poolWatch) startLocked(ctx context.Context) {
+	if w.informer != nil || ctx == nil || ctx.Err() != nil {
+		return
+	}
+	informer := newPoolInformer(w.client)
+	if _, err := informer.AddEventHandler(poolEventHandler(w.onChange)); err != nil {
+		// Only fails on a stopped informer, and this one is new.
+		klog.FromContext(ctx).Error(err, "Watching SpiderIPPools")
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w.informer, w.cancel = informer, cancel
+	klog.FromContext(ctx).Info("Watching SpiderIPPools", "resource", SpiderIPPoolGVR.String())
+	go informer.RunWithContext(ctx)
+}
+
+func (w *poolWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.informer, w.cancel = nil, nil
+}
+
+func (w *poolWatch) running() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.informer != nil
+}
+
+func (w *poolWatch) synced() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.informer != nil && w.informer.HasSynced()
+}
+
+func (w *poolWatch) list() []*unstructured.Unstructured {
+	w.mu.Lock()
+	informer := w.informer
+	w.mu.Unlock()
+	if informer == nil {
+		return nil
+	}
+	var out []*unstructured.Unstructured
+	for _, obj := range informer.GetStore().List() {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
