@@ -86,11 +86,11 @@ func TestCreateRouteEntryValidation(t *testing.T) {
 	}
 	t.Run("accepted destinations", func(t *testing.T) {
 		for _, dst := range []string{
-			"192.168.0.0/16",            // contains a vSwitch: allowed
-			"10.245.0.7",                // a bare address is a /32
-			"2408:4005:3a0:2000::/64",   // IPv6 outside the vSwitches
-			"100.0.0.0/8",               // contains, but is not inside, 100.64.0.0/10
-			"2001:db8::1",               // a bare IPv6 address is a /128
+			"192.168.0.0/16",          // contains a vSwitch: allowed
+			"10.245.0.7",              // a bare address is a /32
+			"2408:4005:3a0:2000::/64", // IPv6 outside the vSwitches
+			"100.0.0.0/8",             // contains, but is not inside, 100.64.0.0/10
+			"2001:db8::1",             // a bare IPv6 address is a /128
 		} {
 			if _, err := createEntry(t, c, dst, "i-2vcxxr"); err != nil {
 				t.Errorf("create %s: %v", dst, err)
@@ -170,10 +170,10 @@ func TestCreateRouteEntriesMixedBatch(t *testing.T) {
 		wantFail[fmt.Sprintf("10.244.%d.0/24", i)] = alisim.FailedQuota
 	}
 	bad := []struct{ dst, hop, code string }{
-		{"10.244.0.0/24", "i-2vcxxs", alisim.FailedCidrDuplicate},   // already in the table
-		{"10.244.1.0/24", "i-2vcxxt", alisim.FailedCidrDuplicate},   // earlier in this batch
-		{"10.244.300.0/24", "i-2vcxxs", alisim.FailedCidrInvalid},   // malformed
-		{"100.64.8.0/24", "i-2vcxxs", alisim.FailedCidrInvalid},     // cloud service range
+		{"10.244.0.0/24", "i-2vcxxs", alisim.FailedCidrDuplicate}, // already in the table
+		{"10.244.1.0/24", "i-2vcxxt", alisim.FailedCidrDuplicate}, // earlier in this batch
+		{"10.244.300.0/24", "i-2vcxxs", alisim.FailedCidrInvalid}, // malformed
+		{"100.64.8.0/24", "i-2vcxxs", alisim.FailedCidrInvalid},   // cloud service range
 		{"10.250.0.0/24", "i-nonexistent", alisim.FailedNextHopNotExist},
 		{"10.251.0.0/24", "i-other", alisim.FailedNextHopNotExist}, // another VPC
 	}
@@ -425,7 +425,6 @@ func TestConcurrentWritersSerialized(t *testing.T) {
 		window    = 20 * time.Millisecond
 	)
 	ts := start(t, alisim.Options{WriteBase: window, WritePerEntry: -1})
-	c := vpcClient(t, ts, testCred())
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
@@ -433,6 +432,9 @@ func TestConcurrentWritersSerialized(t *testing.T) {
 		failures  []error
 	)
 	for w := range writers {
+		// One client per writer: the SDK client is not safe for concurrent
+		// use (it writes its timeout fields on every call).
+		c := vpcClient(t, ts, testCred())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
