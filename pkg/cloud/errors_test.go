@@ -105,16 +105,16 @@ func TestClassifySDKErrors(t *testing.T) {
 
 func TestClassLabel(t *testing.T) {
 	for err, want := range map[error]string{
-		nil: "success",
+		nil:                                     "success",
 		fmt.Errorf("x: %w", route.ErrThrottled): "throttled",
 		entryError("CreateRouteEntries", "VPC_ROUTE_ENTRY_QUOTA_EXCEEDED", "r"): "quota",
-		route.ErrNotAvailable:  "not_available",
-		errors.New("mystery"):  "other",
-		route.ErrUnauthorized:  "unauthorized",
-		route.ErrConflict:      "conflict",
-		route.ErrNotFound:      "not_found",
-		route.ErrInvalid:       "invalid",
-		route.ErrBusy:          "busy",
+		route.ErrNotAvailable: "not_available",
+		errors.New("mystery"): "other",
+		route.ErrUnauthorized: "unauthorized",
+		route.ErrConflict:     "conflict",
+		route.ErrNotFound:     "not_found",
+		route.ErrInvalid:      "invalid",
+		route.ErrBusy:         "busy",
 	} {
 		if got := ClassLabel(err); got != want {
 			t.Errorf("ClassLabel(%v) = %s, want %s", err, got, want)

@@ -35,9 +35,9 @@ func TestInstanceID(t *testing.T) {
 	}
 
 	for name, ref := range map[string]route.NodeRef{
-		"unknown IP":          {Name: "n3", InternalIPs: []netip.Addr{netip.MustParseAddr("192.168.0.99")}},
-		"no address":          {Name: "n4", ProviderID: "kind://docker/n4"},
-		"IPv6 only":           {Name: "n5", InternalIPs: []netip.Addr{netip.MustParseAddr("2408:4005:3a0:1000::99")}},
+		"unknown IP":           {Name: "n3", InternalIPs: []netip.Addr{netip.MustParseAddr("192.168.0.99")}},
+		"no address":           {Name: "n4", ProviderID: "kind://docker/n4"},
+		"IPv6 only":            {Name: "n5", InternalIPs: []netip.Addr{netip.MustParseAddr("2408:4005:3a0:1000::99")}},
 		"malformed providerID": {Name: "n6", ProviderID: "cn-chengdu."},
 	} {
 		if _, err := in.InstanceID(c.ctx, ref); !errors.Is(err, route.ErrNoInstance) {
