@@ -298,7 +298,9 @@ func Sign(stringToSign, secret string) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// allowed reports whether a permission list grants product:action.
+// allowed reports whether a permission list grants product:action. An
+// entry is "*", "Action" or "product:Action", where Action may end in "*"
+// ("vpc:Describe*"), as in a RAM policy.
 func allowed(perms []string, product, action string) bool {
 	if len(perms) == 0 {
 		return true
@@ -311,7 +313,7 @@ func allowed(perms []string, product, action string) bool {
 		if prod != "" && prod != product {
 			continue
 		}
-		if act == "*" || act == action {
+		if act == action || (strings.HasSuffix(act, "*") && strings.HasPrefix(action, strings.TrimSuffix(act, "*"))) {
 			return true
 		}
 	}

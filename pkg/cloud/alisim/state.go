@@ -108,7 +108,7 @@ type AccessKey struct {
 	ID     string `json:"id"`
 	Secret string `json:"secret"`
 	// AllowedActions lists permitted actions as "Action", "product:Action",
-	// "product:*" or "*"; empty means every action.
+	// "product:Describe*", "product:*" or "*"; empty means every action.
 	AllowedActions []string `json:"allowedActions,omitempty"`
 	Disabled       bool     `json:"disabled,omitempty"`
 }
