@@ -53,6 +53,7 @@ type CredentialError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *CredentialError) Error() string {
 	return "credentials from " + e.Source + ": " + e.Reason
 }
