@@ -149,18 +149,15 @@ func New(opts Options) (*Simulator, error) {
 		oidcTokens:   map[string]string{},
 		imdsTokens:   map[string]time.Time{},
 	}
+	if (opts.AccessKeyID == "") != (opts.AccessKeySecret == "") {
+		return nil, fmt.Errorf("access key id and secret must be given together")
+	}
 	st := opts.State
 	if st == nil {
 		st = DefaultState()
 	}
 	if err := s.LoadState(st); err != nil {
 		return nil, err
-	}
-	if opts.AccessKeyID != "" || opts.AccessKeySecret != "" {
-		if opts.AccessKeyID == "" || opts.AccessKeySecret == "" {
-			return nil, fmt.Errorf("access key id and secret must be given together")
-		}
-		s.AddAccessKey(opts.AccessKeyID, opts.AccessKeySecret)
 	}
 	return s, nil
 }
@@ -169,7 +166,8 @@ func New(opts Options) (*Simulator, error) {
 func (s *Simulator) Clock() Clock { return s.clock }
 
 // LoadState replaces the whole simulated account (not faults, throttles or
-// counters). Entries without an ID get one; entries without a status are
+// counters; the access key of Options and temporary credentials already
+// issued are kept). Entries without an ID get one; entries without a status are
 // Available; every VPC gets its system route table and system entries if the
 // state lacks them.
 func (s *Simulator) LoadState(in *State) error {
@@ -178,7 +176,7 @@ func (s *Simulator) LoadState(in *State) error {
 		st.Region = DefaultRegion
 	}
 	if err := st.validate(); err != nil {
-		return fmt.Errorf("loading state: %w", err)
+		return fmt.Errorf("loading state: %w: %w", ErrInvalid, err)
 	}
 	m := model{
 		region:     st.Region,
@@ -260,6 +258,11 @@ func (s *Simulator) LoadState(in *State) error {
 	}
 	for _, k := range st.AccessKeys {
 		m.keys[k.ID] = &credential{AccessKey: k}
+	}
+	// The key of Options survives state loads: whoever started the
+	// simulator keeps access to it.
+	if id := s.opts.AccessKeyID; id != "" && m.keys[id] == nil {
+		m.keys[id] = &credential{AccessKey: AccessKey{ID: id, Secret: s.opts.AccessKeySecret}}
 	}
 	for i := range st.OIDCProviders {
 		p := st.OIDCProviders[i]
