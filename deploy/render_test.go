@@ -507,21 +507,35 @@ func TestHelmRejectsIncompleteValues(t *testing.T) {
 		name string
 		set  []string
 		want string
+		// skipSchema exercises the template's own checks, which guard
+		// installations that skip values.schema.json.
+		skipSchema bool
 	}{
-		{"no cluster ID", []string{"clusterID="}, "clusterID is required"},
-		{"no cluster CIDR", []string{"clusterCIDR=null"}, "clusterCIDR is required"},
-		{"unknown credentials mode", []string{"credentials.mode=keys"}, "credentials.mode must be one of"},
-		{"unknown cloud-config kind", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "credentials.cloudConfig.kind must be"},
-		{"unknown CIDR source", []string{"cidrSource=calico"}, "cidrSource must be one of"},
-		{"RRSA without role", []string{"credentials.mode=rrsa", "credentials.rrsa.oidcProviderARN=acs:ram::1:oidc-provider/p"}, "credentials.rrsa.roleARN is required"},
-		{"RRSA without OIDC provider", []string{"credentials.mode=rrsa", "credentials.rrsa.roleARN=acs:ram::1:role/r"}, "credentials.rrsa.oidcProviderARN is required"},
-		{"Secret to create without key", []string{"credentials.secret.create=true", "credentials.secret.accessKeySecret=s"}, "credentials.secret.accessKeyID is required"},
+		{"no cluster ID", []string{"clusterID="}, "clusterID is required", false},
+		{"no cluster CIDR", []string{"clusterCIDR=null"}, "clusterCIDR is required", false},
+		// Caught by values.schema.json.
+		{"unknown credentials mode", []string{"credentials.mode=keys"}, "at '/credentials/mode'", false},
+		{"unknown cloud-config kind", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "at '/credentials/cloudConfig/kind'", false},
+		{"unknown CIDR source", []string{"cidrSource=calico"}, "at '/cidrSource'", false},
+		{"delete ratio above 1", []string{"maxDeleteRatio=2"}, "at '/maxDeleteRatio'", false},
+		{"duration without unit", []string{"resyncPeriod=300"}, "at '/resyncPeriod'", false},
+		{"route table ID of another kind", []string{"cloud.routeTableIDs={vpc-123}"}, "at '/cloud/routeTableIDs/0'", false},
+		{"cluster ID with a separator", []string{"clusterID=a;b"}, "at '/clusterID'", false},
+		{"unknown credentials mode, schema skipped", []string{"credentials.mode=keys"}, "credentials.mode must be one of", true},
+		{"unknown cloud-config kind, schema skipped", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "credentials.cloudConfig.kind must be", true},
+		{"unknown CIDR source, schema skipped", []string{"cidrSource=calico"}, "cidrSource must be one of", true},
+		{"RRSA without role", []string{"credentials.mode=rrsa", "credentials.rrsa.oidcProviderARN=acs:ram::1:oidc-provider/p"}, "credentials.rrsa.roleARN is required", false},
+		{"RRSA without OIDC provider", []string{"credentials.mode=rrsa", "credentials.rrsa.roleARN=acs:ram::1:role/r"}, "credentials.rrsa.oidcProviderARN is required", false},
+		{"Secret to create without key", []string{"credentials.secret.create=true", "credentials.secret.accessKeySecret=s"}, "credentials.secret.accessKeyID is required", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "vpc-route-publisher", "helm/vpc-route-publisher", "--namespace", "kube-system",
 				"--kube-version", kubeVersion, "--values", "testdata/values-example.yaml"}
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
+			}
+			if tc.skipSchema {
+				args = append(args, "--skip-schema-validation")
 			}
 			_, err := run(t, helm, args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
