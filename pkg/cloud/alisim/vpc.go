@@ -17,7 +17,7 @@ const (
 	maxRouteTablePage   = 50
 	maxVpcPage          = 50
 	maxEntryResults     = 100
-	defaultEntryResults = 50
+	defaultEntryResults = 10
 	maxEntryNameLen     = 128
 	maxDescriptionLen   = 256
 	clientTokenTTL      = 24 * time.Hour

@@ -521,8 +521,8 @@ func TestPaginationEachEntryOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.RouteEntrys.RouteEntry) != 50 || resp.NextToken == "" {
-			t.Fatalf("default page: %d entries, NextToken %q; want 50 and a token", len(resp.RouteEntrys.RouteEntry), resp.NextToken)
+		if len(resp.RouteEntrys.RouteEntry) != 10 || resp.NextToken == "" {
+			t.Fatalf("default page: %d entries, NextToken %q; want 10 (the documented default) and a token", len(resp.RouteEntrys.RouteEntry), resp.NextToken)
 		}
 		for _, bad := range []int{0, 101} {
 			req := describeReq()
