@@ -341,17 +341,29 @@ func (c *Controller) processNextItem(ctx context.Context, queue workqueue.TypedR
 	return true
 }
 
-// Retryable reports whether every error joined in err is one the cloud
-// calls transient: throttling, a busy VPC, an entry not yet Available.
+// Retryable reports whether every failure in err is one the cloud calls
+// transient: throttling, a busy VPC, an entry not yet Available. err may be
+// a tree of wrapped and joined errors (a pass's per-entry failures).
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // walking a join, not matching
-		errs := joined.Unwrap()
-		return len(errs) > 0 && !slices.ContainsFunc(errs, func(e error) bool { return !Retryable(e) })
+	for _, class := range []error{ErrThrottled, ErrBusy, ErrNotAvailable} {
+		if err == class { //nolint:errorlint // comparing tree nodes one by one; the walk below unwraps
+			return true
+		}
+		if is, ok := err.(interface{ Is(error) bool }); ok && is.Is(class) { //nolint:errorlint // as above
+			return true
+		}
 	}
-	return errors.Is(err, ErrThrottled) || errors.Is(err, ErrBusy) || errors.Is(err, ErrNotAvailable)
+	switch u := err.(type) { //nolint:errorlint // walking the tree explicitly so that one hard failure in a join counts
+	case interface{ Unwrap() []error }:
+		errs := u.Unwrap()
+		return len(errs) > 0 && !slices.ContainsFunc(errs, func(e error) bool { return !Retryable(e) })
+	case interface{ Unwrap() error }:
+		return Retryable(u.Unwrap())
+	}
+	return false
 }
 
 // nodeChanged reports whether an update can change the node's routes: its

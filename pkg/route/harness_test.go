@@ -106,6 +106,15 @@ func (h *harness) newController() *Controller {
 // start runs the controller until the test ends.
 func (h *harness) start() {
 	h.t.Helper()
+	h.startInformers()
+	ctx, cancel := context.WithCancel(h.ctx)
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.ctrl.Run(ctx) }()
+}
+
+// startInformers starts the shared informers once, for the whole test.
+func (h *harness) startInformers() {
 	if !h.informersStarted {
 		h.informersStarted = true
 		ictx, icancel := context.WithCancel(h.ctx)
@@ -116,10 +125,6 @@ func (h *harness) start() {
 			h.factory.Shutdown()
 		})
 	}
-	ctx, cancel := context.WithCancel(h.ctx)
-	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- h.ctrl.Run(ctx) }()
 }
 
 // stop cancels the controller and waits for Run to return.

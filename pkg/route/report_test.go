@@ -1,0 +1,182 @@
+package route
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestAuditReportsDriftWithoutWriting(t *testing.T) {
+	noInstance := testNode("i-e", "10.0.5.0/24")
+	noInstance.Spec.ProviderID = ""
+	h := newHarness(t, []*corev1.Node{
+		testNode("i-a", "10.0.1.0/24"), // in sync, instance stopped
+		testNode("i-b", "10.0.2.0/24"), // missing
+		testNode("i-c", "10.0.3.0/24"), // wrong next hop
+		testNode("i-d", "10.0.4.0/24"), // conflict
+		noInstance,                     // problem
+		testNode("i-f", "10.0.6.0/24"), // pending
+	}, withConfig(func(c *Config) { c.Policy.MaxDeleteRatio = 1 }))
+	mine := func(dst, hop, node, status string) Route {
+		return Route{Table: "vtb-1", Destination: netip.MustParsePrefix(dst), NextHop: hop, Owner: testCluster, Node: node, Status: status}
+	}
+	h.cloud.put(mine("10.0.1.0/24", "i-a", "cn-chengdu.i-a", ""))
+	h.cloud.put(mine("10.0.3.0/24", "i-old", "cn-chengdu.i-c", ""))
+	h.cloud.put(Route{Table: "vtb-1", Destination: netip.MustParsePrefix("10.0.4.0/24"), NextHop: "i-user"})
+	h.cloud.put(mine("10.0.6.0/24", "i-f", "cn-chengdu.i-f", StatusPending))
+	h.cloud.put(mine("10.0.9.0/24", "i-z", "cn-chengdu.i-z", ""))
+	h.inst.do(func(f *fakeInstances) { f.stopped["i-a"] = true })
+	h.startInformers()
+
+	rep, err := h.ctrl.Audit(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]RouteState{}
+	for _, rr := range rep.Routes {
+		states[rr.Node] = rr.State
+	}
+	want := map[string]RouteState{
+		"cn-chengdu.i-a": StateInSync, "cn-chengdu.i-b": StateMissing, "cn-chengdu.i-c": StateWrongNextHop,
+		"cn-chengdu.i-d": StateConflict, "cn-chengdu.i-f": StatePending,
+	}
+	if !reflect.DeepEqual(states, want) {
+		t.Errorf("route states = %v, want %v", states, want)
+	}
+	if rep.InSync() {
+		t.Error("drifted report claims to be in sync")
+	}
+	var unexpected []string
+	for _, u := range rep.Unexpected {
+		unexpected = append(unexpected, u.Destination.String()+">"+u.NextHop)
+	}
+	if got := strings.Join(unexpected, ","); got != "10.0.3.0/24>i-old,10.0.9.0/24>i-z" {
+		t.Errorf("unexpected = %s", got)
+	}
+	if len(rep.Conflicts) != 1 || rep.Conflicts[0].Existing.NextHop != "i-user" {
+		t.Errorf("conflicts = %+v", rep.Conflicts)
+	}
+	if len(rep.Blackholes) != 1 || rep.Blackholes[0].Route.NextHop != "i-a" || rep.Blackholes[0].InstanceStatus != InstanceStopped {
+		t.Errorf("blackholes = %+v", rep.Blackholes)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Reason != ReasonNoInstance || rep.Problems[0].Object != "Node/cn-chengdu.i-e" {
+		t.Errorf("problems = %+v", rep.Problems)
+	}
+	if len(rep.Tables) != 1 || rep.Tables[0].Used != 5 || *rep.Tables[0].Headroom != 195 {
+		t.Errorf("tables = %+v", rep.Tables)
+	}
+
+	// Audit wrote nothing, patched nothing.
+	h.cloud.do(func(c *fakeCloud) {
+		if c.writes != 0 {
+			t.Errorf("audit wrote %d entries", c.writes)
+		}
+	})
+	if n := h.patches(); n != 0 {
+		t.Errorf("audit patched %d nodes", n)
+	}
+
+	// Renderers.
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, s := range []string{
+		"ROUTE TABLE", "vtb-1", "wrong-next-hop", "UNEXPECTED OWNED ENTRY", "CONFLICT", "i-user",
+		"BLACKHOLE", "Stopped", "PROBLEM", "NoInstance",
+		"drift: 1 in-sync, 1 missing, 1 wrong-next-hop, 1 pending, 1 conflict, 2 unexpected, 1 problem(s), 1 blackhole(s)",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table output lacks %q:\n%s", s, out)
+		}
+	}
+
+	buf.Reset()
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON Report
+	if err := json.Unmarshal(buf.Bytes(), &fromJSON); err != nil {
+		t.Fatalf("JSON output does not parse: %v\n%s", err, buf.String())
+	}
+	if !reflect.DeepEqual(&fromJSON, rep) {
+		t.Errorf("JSON round trip differs:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), `"state": "wrong-next-hop"`) || !strings.Contains(buf.String(), `"destination": "10.0.3.0/24"`) {
+		t.Errorf("JSON lacks expected fields:\n%s", buf.String())
+	}
+
+	buf.Reset()
+	if err := rep.WriteYAML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var fromYAML Report
+	if err := yaml.Unmarshal(buf.Bytes(), &fromYAML); err != nil {
+		t.Fatalf("YAML output does not parse: %v\n%s", err, buf.String())
+	}
+	if !reflect.DeepEqual(&fromYAML, rep) {
+		t.Errorf("YAML round trip differs:\n%s", buf.String())
+	}
+}
+
+func TestAuditInSyncAfterConvergence(t *testing.T) {
+	h := newHarness(t, []*corev1.Node{testNode("i-a", "10.0.1.0/24", "fd00:10:0:1::/64")}, withTables("vtb-1", "vtb-2"))
+	h.start()
+	h.eventually("routes", func() bool { return len(h.cloud.snapshot()) == 4 })
+	rep, err := h.ctrl.Audit(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.InSync() || rep.Summary() != "in sync: 4 in-sync" {
+		t.Errorf("report after convergence: %s", rep.Summary())
+	}
+}
+
+func TestAuditFailsOnUnreadableSource(t *testing.T) {
+	src := &staticSource{err: errFake}
+	h := newHarness(t, nil, withSource(src))
+	h.startInformers()
+	if _, err := h.ctrl.Audit(h.ctx); err == nil || !strings.Contains(err.Error(), "reading desired routes") {
+		t.Errorf("Audit error = %v", err)
+	}
+}
+
+var errFake = &apiError{ErrUnauthorized, "InvalidAccessKeyId.NotFound"}
+
+func TestErrorClassAndCode(t *testing.T) {
+	err := errorsJoinWrap(&apiError{ErrQuotaExceeded, "QuotaExceeded.Route"})
+	if got := ErrorClass(err); got != "quota" {
+		t.Errorf("ErrorClass = %s", got)
+	}
+	if got := ErrorCode(err); got != "QuotaExceeded.Route" {
+		t.Errorf("ErrorCode = %s", got)
+	}
+	if ErrorCode(errFake.class) != "" || ErrorClass(errFake.class) != "unauthorized" {
+		t.Error("bare class misclassified")
+	}
+	if !Retryable(errorsJoinWrap(&apiError{ErrBusy, "TaskConflict"}, &apiError{ErrThrottled, "Throttling.User"})) {
+		t.Error("busy+throttled not retryable")
+	}
+	if Retryable(errorsJoinWrap(&apiError{ErrBusy, "TaskConflict"}, &apiError{ErrInvalid, "InvalidParameter"})) {
+		t.Error("a join with an invalid request is retryable")
+	}
+}
+
+// errorsJoinWrap wraps each error, joins them and wraps the join, as a
+// pass does with its per-entry failures.
+func errorsJoinWrap(errs ...error) error {
+	var wrapped []error
+	for _, e := range errs {
+		wrapped = append(wrapped, fmt.Errorf("writing an entry: %w", e))
+	}
+	return fmt.Errorf("pass: %w", errors.Join(wrapped...))
+}
