@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
@@ -185,14 +186,21 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 	base := clientConfig{region: region, insecureHTTP: opts.InsecureHTTP, callTimeout: opts.CallTimeout, credentials: provider, transport: tu.transport}
 	vpcCfg, ecsCfg := base, base
 	vpcCfg.endpoint, ecsCfg.endpoint = vpcEndpoint, ecsEndpoint
-	vpcClient, err := newVPCClient(vpcCfg)
+	vpcPool := newClientPool(func() (*vpc.Client, error) { return newVPCClient(vpcCfg) })
+	ecsPool := newClientPool(func() (*ecs.Client, error) { return newECSClient(ecsCfg) })
+	// Build one client of each now, so that a configuration the SDK
+	// rejects fails at startup.
+	vpcClient, err := vpcPool.get()
 	if err != nil {
 		return nil, err
 	}
-	ecsClient, err := newECSClient(ecsCfg)
+	vpcPool.put(vpcClient)
+	ecsClient, err := ecsPool.get()
 	if err != nil {
 		return nil, err
 	}
+	ecsPool.put(ecsClient)
+	vpcSvc, ecsSvc := pooledVPC{pool: vpcPool}, pooledECS{pool: ecsPool}
 
 	c := &Cloud{
 		region:           region,
@@ -201,7 +209,7 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 		tables: &Tables{
 			vpcID:       vpcID,
 			clusterID:   clusterID,
-			api:         vpcClient,
+			api:         vpcSvc,
 			inv:         inv,
 			configured:  tableIDs,
 			quota:       opts.RouteTableQuota,
@@ -211,13 +219,13 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 		},
 		instances: &Instances{
 			vpcID: vpcID,
-			api:   ecsClient,
+			api:   ecsSvc,
 			inv:   inv,
 			now:   tu.now,
 			byIPs: map[string]ipLookup{},
 		},
 	}
-	if err := c.checkVPC(ctx, vpcClient, inv); err != nil {
+	if err := c.checkVPC(ctx, vpcSvc, inv); err != nil {
 		return nil, err
 	}
 	tables, err := c.tables.Tables(ctx)

@@ -2,10 +2,12 @@ package cloud
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	cloudprovider "k8s.io/cloud-provider"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
@@ -180,5 +182,33 @@ func TestRoutesAdapterRoundTrip(t *testing.T) {
 	err = a.CreateRoute(c.ctx, "kubernetes", "uid-3", &cloudprovider.Route{TargetNode: "worker-3", DestinationCIDR: "10.0.3.0/24"})
 	if !errors.Is(err, route.ErrNoInstance) {
 		t.Errorf("CreateRoute for an unknown node: %v, want ErrNoInstance", err)
+	}
+}
+
+// TestConcurrentCreateRoutes drives the adapter as the upstream route
+// controller does, one goroutine per node; run with -race it also checks
+// that no SDK client is shared between concurrent calls.
+func TestConcurrentCreateRoutes(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	a := c.RoutesAdapter(nil)
+	nodes := []string{"i-2vcxxr", "i-2vcxxs", "i-2vcxxt"}
+	errs := make(chan error, 9)
+	for i := range 9 {
+		go func() {
+			errs <- a.CreateRoute(c.ctx, "kubernetes", "", &cloudprovider.Route{
+				TargetNode:      types.NodeName("cn-chengdu." + nodes[i%3]),
+				DestinationCIDR: fmt.Sprintf("10.1.%d.0/24", i),
+			})
+		}()
+	}
+	for range 9 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	rs, err := a.ListRoutes(c.ctx, "")
+	if err != nil || len(rs) != 9 {
+		t.Fatalf("ListRoutes = %d routes, %v; want 9", len(rs), err)
 	}
 }
