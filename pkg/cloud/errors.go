@@ -93,37 +93,19 @@ func (e *APIError) Unwrap() error { return e.class }
 // Retryable reports whether the same request may succeed later.
 func (e *APIError) Retryable() bool { return isRetryableClass(e.class) }
 
-func isRetryableClass(class error) bool {
-	return errors.Is(class, route.ErrThrottled) || errors.Is(class, route.ErrBusy) || errors.Is(class, ErrNetwork)
+// ErrorCode returns the Alibaba error code (route.ErrorCode reads it for
+// events), or "" when the failure has no cloud code (timeouts, network and
+// client-side errors).
+func (e *APIError) ErrorCode() string {
+	switch e.Code {
+	case codeTimeout, codeNetworkError, codeClientError:
+		return ""
+	}
+	return e.Code
 }
 
-// ClassLabel returns the metric label of an error's class, as used by
-// vpc_route_publisher_route_writes_total: throttled, busy, quota, conflict,
-// not_found, invalid, unauthorized, not_available or other. It is "success"
-// for a nil error.
-func ClassLabel(err error) string {
-	switch {
-	case err == nil:
-		return "success"
-	case errors.Is(err, route.ErrThrottled):
-		return "throttled"
-	case errors.Is(err, route.ErrBusy):
-		return "busy"
-	case errors.Is(err, route.ErrQuotaExceeded):
-		return "quota"
-	case errors.Is(err, route.ErrConflict):
-		return "conflict"
-	case errors.Is(err, route.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, route.ErrInvalid):
-		return "invalid"
-	case errors.Is(err, route.ErrUnauthorized):
-		return "unauthorized"
-	case errors.Is(err, route.ErrNotAvailable):
-		return "not_available"
-	default:
-		return "other"
-	}
+func isRetryableClass(class error) bool {
+	return errors.Is(class, route.ErrThrottled) || errors.Is(class, route.ErrBusy) || errors.Is(class, ErrNetwork)
 }
 
 // Exact error codes of the VPC, ECS and STS APIs and of batch entries

@@ -103,22 +103,16 @@ func TestClassifySDKErrors(t *testing.T) {
 	}
 }
 
-func TestClassLabel(t *testing.T) {
-	for err, want := range map[error]string{
-		nil:                                     "success",
-		fmt.Errorf("x: %w", route.ErrThrottled): "throttled",
-		entryError("CreateRouteEntries", "VPC_ROUTE_ENTRY_QUOTA_EXCEEDED", "r"): "quota",
-		route.ErrNotAvailable: "not_available",
-		errors.New("mystery"): "other",
-		route.ErrUnauthorized: "unauthorized",
-		route.ErrConflict:     "conflict",
-		route.ErrNotFound:     "not_found",
-		route.ErrInvalid:      "invalid",
-		route.ErrBusy:         "busy",
-	} {
-		if got := ClassLabel(err); got != want {
-			t.Errorf("ClassLabel(%v) = %s, want %s", err, got, want)
-		}
+func TestErrorCodeForEvents(t *testing.T) {
+	err := fmt.Errorf("creating: %w", entryError("CreateRouteEntries", "VPC_ROUTE_ENTRY_QUOTA_EXCEEDED", "r"))
+	if got := route.ErrorCode(err); got != "VPC_ROUTE_ENTRY_QUOTA_EXCEEDED" {
+		t.Errorf("route.ErrorCode = %q", got)
+	}
+	if got := route.ErrorClass(err); got != "quota" {
+		t.Errorf("route.ErrorClass = %q", got)
+	}
+	if got := route.ErrorCode(classify("X", context.DeadlineExceeded)); got != "" {
+		t.Errorf("a timeout carries cloud code %q", got)
 	}
 }
 
