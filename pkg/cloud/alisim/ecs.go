@@ -54,22 +54,22 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 		return nil, errorf(CodeInvalidStatus, "Status %q is not supported.", st)
 	}
 	type instanceJSON struct {
-		InstanceId          string `json:"InstanceId"` //nolint:revive // Field names are the API's.
+		InstanceID          string `json:"InstanceId"`
 		InstanceName        string `json:"InstanceName"`
 		HostName            string `json:"HostName"`
-		RegionId            string `json:"RegionId"` //nolint:revive // Field names are the API's.
-		ZoneId              string `json:"ZoneId"`   //nolint:revive // Field names are the API's.
+		RegionID            string `json:"RegionId"`
+		ZoneID              string `json:"ZoneId"`
 		Status              string `json:"Status"`
 		InstanceType        string `json:"InstanceType"`
 		InstanceNetworkType string `json:"InstanceNetworkType"`
 		OSType              string `json:"OSType"`
 		CreationTime        string `json:"CreationTime"`
 		VpcAttributes       struct {
-			VpcId            string `json:"VpcId"`     //nolint:revive // Field names are the API's.
-			VSwitchId        string `json:"VSwitchId"` //nolint:revive // Field names are the API's.
+			VpcID            string `json:"VpcId"`
+			VSwitchID        string `json:"VSwitchId"`
 			NatIpAddress     string `json:"NatIpAddress"`
 			PrivateIpAddress struct {
-				IpAddress []string `json:"IpAddress"` //nolint:revive // Field names are the API's.
+				IPAddress []string `json:"IpAddress"`
 			} `json:"PrivateIpAddress"`
 		} `json:"VpcAttributes"`
 	}
@@ -83,10 +83,10 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 			(c.has("ZoneId") && c.get("ZoneId") != in.Zone) || (c.has("Status") && c.get("Status") != in.Status) {
 			continue
 		}
-		j := instanceJSON{InstanceId: in.ID, InstanceName: in.Name, HostName: in.ID, RegionId: s.st.region, ZoneId: in.Zone,
+		j := instanceJSON{InstanceID: in.ID, InstanceName: in.Name, HostName: in.ID, RegionID: s.st.region, ZoneID: in.Zone,
 			Status: in.Status, InstanceType: "ecs.g7.large", InstanceNetworkType: "vpc", OSType: "linux", CreationTime: "2024-01-01T00:00Z"}
-		j.VpcAttributes.VpcId, j.VpcAttributes.VSwitchId = in.VPCID, in.VSwitchID
-		j.VpcAttributes.PrivateIpAddress.IpAddress = []string{in.PrivateIP.String()}
+		j.VpcAttributes.VpcID, j.VpcAttributes.VSwitchID = in.VPCID, in.VSwitchID
+		j.VpcAttributes.PrivateIpAddress.IPAddress = []string{in.PrivateIP.String()}
 		all = append(all, j)
 	}
 	out := struct {

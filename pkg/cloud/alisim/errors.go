@@ -127,6 +127,7 @@ type apiError struct {
 	Status  int // 0: from the code
 }
 
+// Error returns the code and message.
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 // errorf returns an apiError with the code's default message, extended by a

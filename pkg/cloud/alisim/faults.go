@@ -140,7 +140,7 @@ func (s *Simulator) admit(r *http.Request, c *call) *apiError {
 	}
 	kept := s.faults[:0]
 	for _, f := range s.faults {
-		hit := (f.Action == "" || f.Action == c.action) && (f.Rate <= 0 || rand.Float64() < f.Rate) //nolint:gosec // Fault sampling needs no cryptographic randomness.
+		hit := (f.Action == "" || f.Action == c.action) && (f.Rate <= 0 || rand.Float64() < f.Rate)
 		if hit && (aerr == nil || f.Code == "") {
 			f.hits++
 			latency += f.Latency

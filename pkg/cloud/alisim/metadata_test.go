@@ -95,7 +95,14 @@ func TestMetadataIMDSv2(t *testing.T) {
 		}
 	}
 	status, body := metadataGet(t, base, "/latest/meta-data/ram/security-credentials/"+alisim.DefaultRoleName, token)
-	var cred struct{ AccessKeyId, AccessKeySecret, SecurityToken, Expiration, LastUpdated, Code string } //nolint:revive // Field names are the API's.
+	var cred struct {
+		AccessKeyID     string `json:"AccessKeyId"`
+		AccessKeySecret string `json:"AccessKeySecret"`
+		SecurityToken   string `json:"SecurityToken"`
+		Expiration      string `json:"Expiration"`
+		LastUpdated     string `json:"LastUpdated"`
+		Code            string `json:"Code"`
+	}
 	if err := json.Unmarshal([]byte(body), &cred); err != nil || status != http.StatusOK || cred.Code != "Success" || cred.SecurityToken == "" {
 		t.Fatalf("role credentials: %d %q (%v)", status, body, err)
 	}

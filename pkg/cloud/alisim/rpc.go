@@ -3,7 +3,7 @@ package alisim
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is what the RPC signature version 1.0 uses.
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,7 +22,9 @@ const (
 	VersionSTS = "2015-04-01"
 )
 
-const timestampLayout = "2006-01-02T15:04:05Z"
+// timeLayout is the ISO 8601 UTC form the API uses for Timestamp, Expiration
+// and GmtModified.
+const timeLayout = "2006-01-02T15:04:05Z"
 
 // maxBodyBytes bounds a request body; the largest legitimate request (50
 // batch entries) is a few kilobytes.
@@ -220,7 +222,7 @@ func (s *Simulator) authenticate(method string, c *call) (*credential, *apiError
 		// from a canonicalization bug, so it is sent as the real service does.
 		return nil, &apiError{Code: CodeSignatureDoesNotMatch, Message: defaultMessage[CodeSignatureDoesNotMatch] + " server string to sign is:" + toSign}
 	}
-	ts, err := time.Parse(timestampLayout, p.Get("Timestamp"))
+	ts, err := time.Parse(timeLayout, p.Get("Timestamp"))
 	if err != nil {
 		return nil, errorf(CodeInvalidTimeStampFormat, "")
 	}

@@ -83,6 +83,7 @@ type oidcClaims struct {
 // audience is a JWT "aud": a string or an array of strings.
 type audience []string
 
+// UnmarshalJSON accepts both forms of the claim.
 func (a *audience) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
@@ -172,7 +173,7 @@ func (s *Simulator) assumeRoleWithOIDC(c *call) (any, *apiError) {
 	creds := s.issueLocked(role, time.Duration(seconds)*time.Second)
 	session := c.get("RoleSessionName")
 	type credJSON struct {
-		AccessKeyId     string `json:"AccessKeyId"` //nolint:revive // Field names are the API's.
+		AccessKeyID     string `json:"AccessKeyId"`
 		AccessKeySecret string `json:"AccessKeySecret"`
 		SecurityToken   string `json:"SecurityToken"`
 		Expiration      string `json:"Expiration"`
@@ -181,21 +182,21 @@ func (s *Simulator) assumeRoleWithOIDC(c *call) (any, *apiError) {
 		Credentials     credJSON `json:"Credentials"`
 		AssumedRoleUser struct {
 			Arn           string `json:"Arn"`
-			AssumedRoleId string `json:"AssumedRoleId"` //nolint:revive // Field names are the API's.
+			AssumedRoleID string `json:"AssumedRoleId"`
 		} `json:"AssumedRoleUser"`
 		OIDCTokenInfo struct {
 			Subject        string `json:"Subject"`
 			Issuer         string `json:"Issuer"`
-			ClientIds      string `json:"ClientIds"` //nolint:revive // Field names are the API's.
+			ClientIDs      string `json:"ClientIds"`
 			ExpirationTime string `json:"ExpirationTime"`
 			IssuanceTime   string `json:"IssuanceTime"`
 		} `json:"OIDCTokenInfo"`
-	}{Credentials: credJSON{AccessKeyId: creds.AccessKeyID, AccessKeySecret: creds.AccessKeySecret, SecurityToken: creds.SecurityToken,
+	}{Credentials: credJSON{AccessKeyID: creds.AccessKeyID, AccessKeySecret: creds.AccessKeySecret, SecurityToken: creds.SecurityToken,
 		Expiration: creds.Expiration.UTC().Format(timeLayout)}}
 	out.AssumedRoleUser.Arn = strings.Replace(role.ARN, ":role/", ":assumed-role/", 1) + "/" + session
-	out.AssumedRoleUser.AssumedRoleId = "3" + randomString(17) + ":" + session
+	out.AssumedRoleUser.AssumedRoleID = "3" + randomString(17) + ":" + session
 	out.OIDCTokenInfo.Subject, out.OIDCTokenInfo.Issuer = cl.Subject, cl.Issuer
-	out.OIDCTokenInfo.ClientIds = strings.Join(cl.Audience, ",")
+	out.OIDCTokenInfo.ClientIDs = strings.Join(cl.Audience, ",")
 	if cl.Expiry != 0 {
 		out.OIDCTokenInfo.ExpirationTime = time.Unix(cl.Expiry, 0).UTC().Format(timeLayout)
 	}

@@ -114,9 +114,12 @@ func TestOIDCUnsignedRequest(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Credentials struct{ AccessKeyId, Expiration string } //nolint:revive // Field names are the API's.
+		Credentials struct {
+			AccessKeyID string `json:"AccessKeyId"`
+			Expiration  string `json:"Expiration"`
+		} `json:"Credentials"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Credentials.AccessKeyId == "" {
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Credentials.AccessKeyID == "" {
 		t.Fatalf("status %d, body %+v, err %v", resp.StatusCode, body, err)
 	}
 }

@@ -25,27 +25,25 @@ const (
 
 var cloudServiceCIDR = netip.MustParsePrefix("100.64.0.0/10")
 
-const timeLayout = "2006-01-02T15:04:05Z"
-
 // --- responses, field names as in services/vpc of the SDK ---
 
 type nextHopJSON struct {
-	NextHopId       string `json:"NextHopId"` //nolint:revive // Field names are the API's.
+	NextHopID       string `json:"NextHopId"`
 	NextHopType     string `json:"NextHopType"`
 	Enabled         int    `json:"Enabled"`
 	Weight          int    `json:"Weight"`
-	NextHopRegionId string `json:"NextHopRegionId"` //nolint:revive // Field names are the API's.
+	NextHopRegionID string `json:"NextHopRegionId"`
 }
 
 type routeEntryJSON struct {
-	RouteEntryId         string `json:"RouteEntryId"` //nolint:revive // Field names are the API's.
-	RouteTableId         string `json:"RouteTableId"` //nolint:revive // Field names are the API's.
+	RouteEntryID         string `json:"RouteEntryId"`
+	RouteTableID         string `json:"RouteTableId"`
 	DestinationCidrBlock string `json:"DestinationCidrBlock"`
 	Type                 string `json:"Type"`
 	Status               string `json:"Status"`
 	NextHopType          string `json:"NextHopType"`
-	InstanceId           string `json:"InstanceId"` //nolint:revive // Field names are the API's.
-	IpVersion            string `json:"IpVersion"`  //nolint:revive // Field names are the API's.
+	InstanceID           string `json:"InstanceId"`
+	IPVersion            string `json:"IpVersion"`
 	RouteEntryName       string `json:"RouteEntryName"`
 	Description          string `json:"Description"`
 	GmtModified          string `json:"GmtModified"`
@@ -56,7 +54,7 @@ type routeEntryJSON struct {
 }
 
 type failedEntryJSON struct {
-	RouteEntryId  string `json:"RouteEntryId,omitempty"` //nolint:revive // Field names are the API's.
+	RouteEntryID  string `json:"RouteEntryId,omitempty"`
 	DstCidrBlock  string `json:"DstCidrBlock"`
 	NextHop       string `json:"NextHop"`
 	FailedCode    string `json:"FailedCode"`
@@ -65,14 +63,14 @@ type failedEntryJSON struct {
 
 func (s *Simulator) entryJSON(e *RouteEntry) routeEntryJSON {
 	out := routeEntryJSON{
-		RouteEntryId:         e.ID,
-		RouteTableId:         e.TableID,
+		RouteEntryID:         e.ID,
+		RouteTableID:         e.TableID,
 		DestinationCidrBlock: e.Destination.String(),
 		Type:                 e.Type,
 		Status:               e.Status,
 		NextHopType:          e.NextHopType,
-		InstanceId:           e.NextHopID,
-		IpVersion:            ipVersion(e.Destination),
+		InstanceID:           e.NextHopID,
+		IPVersion:            ipVersion(e.Destination),
 		RouteEntryName:       e.Name,
 		Description:          e.Description,
 		GmtModified:          e.Created.UTC().Format(timeLayout),
@@ -81,7 +79,7 @@ func (s *Simulator) entryJSON(e *RouteEntry) routeEntryJSON {
 	if e.Type == EntryTypeSystem {
 		out.Origin = "System"
 	}
-	out.NextHops.NextHop = []nextHopJSON{{NextHopId: e.NextHopID, NextHopType: e.NextHopType, Enabled: 1, NextHopRegionId: s.st.region}}
+	out.NextHops.NextHop = []nextHopJSON{{NextHopID: e.NextHopID, NextHopType: e.NextHopType, Enabled: 1, NextHopRegionID: s.st.region}}
 	return out
 }
 
@@ -235,21 +233,21 @@ func (s *Simulator) describeVpcs(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	type vpcJSON struct {
-		VpcId         string `json:"VpcId"`    //nolint:revive // Field names are the API's.
-		RegionId      string `json:"RegionId"` //nolint:revive // Field names are the API's.
+		VpcID         string `json:"VpcId"`
+		RegionID      string `json:"RegionId"`
 		Status        string `json:"Status"`
 		VpcName       string `json:"VpcName"`
 		CidrBlock     string `json:"CidrBlock"`
 		Ipv6CidrBlock string `json:"Ipv6CidrBlock"`
 		EnabledIpv6   bool   `json:"EnabledIpv6"`
-		VRouterId     string `json:"VRouterId"` //nolint:revive // Field names are the API's.
+		VRouterID     string `json:"VRouterId"`
 		IsDefault     bool   `json:"IsDefault"`
 		CreationTime  string `json:"CreationTime"`
-		VSwitchIds    struct {
-			VSwitchId []string `json:"VSwitchId"` //nolint:revive // Field names are the API's.
+		VSwitchIDs    struct {
+			VSwitchID []string `json:"VSwitchId"`
 		} `json:"VSwitchIds"`
-		RouterTableIds struct {
-			RouterTableIds []string `json:"RouterTableIds"`
+		RouterTableIDs struct {
+			RouterTableIDs []string `json:"RouterTableIds"`
 		} `json:"RouterTableIds"`
 	}
 	var all []vpcJSON
@@ -261,20 +259,20 @@ func (s *Simulator) describeVpcs(c *call) (any, *apiError) {
 		if name := c.get("VpcName"); name != "" && name != v.Name {
 			continue
 		}
-		j := vpcJSON{VpcId: v.ID, RegionId: s.st.region, Status: "Available", VpcName: v.Name, CidrBlock: v.CIDR.String(), VRouterId: v.VRouterID, CreationTime: "2024-01-01T00:00:00Z"}
+		j := vpcJSON{VpcID: v.ID, RegionID: s.st.region, Status: "Available", VpcName: v.Name, CidrBlock: v.CIDR.String(), VRouterID: v.VRouterID, CreationTime: "2024-01-01T00:00:00Z"}
 		if v.IPv6CIDR.IsValid() {
 			j.Ipv6CidrBlock, j.EnabledIpv6 = v.IPv6CIDR.String(), true
 		}
-		j.VSwitchIds.VSwitchId = []string{}
+		j.VSwitchIDs.VSwitchID = []string{}
 		for _, wid := range sortedKeys(s.st.vswitches) {
 			if s.st.vswitches[wid].VPCID == v.ID {
-				j.VSwitchIds.VSwitchId = append(j.VSwitchIds.VSwitchId, wid)
+				j.VSwitchIDs.VSwitchID = append(j.VSwitchIDs.VSwitchID, wid)
 			}
 		}
-		j.RouterTableIds.RouterTableIds = []string{}
+		j.RouterTableIDs.RouterTableIDs = []string{}
 		for _, tid := range sortedKeys(s.st.tables) {
 			if s.st.tables[tid].VPCID == v.ID {
-				j.RouterTableIds.RouterTableIds = append(j.RouterTableIds.RouterTableIds, tid)
+				j.RouterTableIDs.RouterTableIDs = append(j.RouterTableIDs.RouterTableIDs, tid)
 			}
 		}
 		all = append(all, j)
@@ -303,19 +301,19 @@ func (s *Simulator) describeVSwitches(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	type vswJSON struct {
-		VSwitchId               string `json:"VSwitchId"` //nolint:revive // Field names are the API's.
-		VpcId                   string `json:"VpcId"`     //nolint:revive // Field names are the API's.
+		VSwitchID               string `json:"VSwitchId"`
+		VpcID                   string `json:"VpcId"`
 		Status                  string `json:"Status"`
 		CidrBlock               string `json:"CidrBlock"`
 		Ipv6CidrBlock           string `json:"Ipv6CidrBlock"`
 		EnabledIpv6             bool   `json:"EnabledIpv6"`
-		ZoneId                  string `json:"ZoneId"` //nolint:revive // Field names are the API's.
+		ZoneID                  string `json:"ZoneId"`
 		VSwitchName             string `json:"VSwitchName"`
-		AvailableIpAddressCount int64  `json:"AvailableIpAddressCount"`
+		AvailableIPAddressCount int64  `json:"AvailableIpAddressCount"`
 		IsDefault               bool   `json:"IsDefault"`
 		CreationTime            string `json:"CreationTime"`
 		RouteTable              struct {
-			RouteTableId   string `json:"RouteTableId"` //nolint:revive // Field names are the API's.
+			RouteTableID   string `json:"RouteTableId"`
 			RouteTableType string `json:"RouteTableType"`
 		} `json:"RouteTable"`
 	}
@@ -326,7 +324,7 @@ func (s *Simulator) describeVSwitches(c *call) (any, *apiError) {
 			(c.has("RouteTableId") && c.get("RouteTableId") != w.RouteTableID) || (c.has("ZoneId") && c.get("ZoneId") != w.Zone) {
 			continue
 		}
-		j := vswJSON{VSwitchId: w.ID, VpcId: w.VPCID, Status: "Available", CidrBlock: w.CIDR.String(), ZoneId: w.Zone, CreationTime: "2024-01-01T00:00:00Z"}
+		j := vswJSON{VSwitchID: w.ID, VpcID: w.VPCID, Status: "Available", CidrBlock: w.CIDR.String(), ZoneID: w.Zone, CreationTime: "2024-01-01T00:00:00Z"}
 		if w.IPv6CIDR.IsValid() {
 			j.Ipv6CidrBlock, j.EnabledIpv6 = w.IPv6CIDR.String(), true
 		}
@@ -336,8 +334,8 @@ func (s *Simulator) describeVSwitches(c *call) (any, *apiError) {
 				used++
 			}
 		}
-		j.AvailableIpAddressCount = int64(max(0, (1<<(w.CIDR.Addr().BitLen()-w.CIDR.Bits()))-4-used))
-		j.RouteTable.RouteTableId = w.RouteTableID
+		j.AvailableIPAddressCount = int64(max(0, (1<<(w.CIDR.Addr().BitLen()-w.CIDR.Bits()))-4-used))
+		j.RouteTable.RouteTableID = w.RouteTableID
 		if t := s.st.tables[w.RouteTableID]; t != nil {
 			j.RouteTable.RouteTableType = t.Type
 		}
@@ -374,18 +372,18 @@ func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	type tableJSON struct {
-		VpcId          string `json:"VpcId"`        //nolint:revive // Field names are the API's.
-		RouteTableId   string `json:"RouteTableId"` //nolint:revive // Field names are the API's.
+		VpcID          string `json:"VpcId"`
+		RouteTableID   string `json:"RouteTableId"`
 		RouteTableType string `json:"RouteTableType"`
 		RouteTableName string `json:"RouteTableName"`
-		RouterId       string `json:"RouterId"` //nolint:revive // Field names are the API's.
+		RouterID       string `json:"RouterId"`
 		RouterType     string `json:"RouterType"`
 		Status         string `json:"Status"`
 		AssociateType  string `json:"AssociateType"`
 		Description    string `json:"Description"`
 		CreationTime   string `json:"CreationTime"`
-		VSwitchIds     struct {
-			VSwitchId []string `json:"VSwitchId"` //nolint:revive // Field names are the API's.
+		VSwitchIDs     struct {
+			VSwitchID []string `json:"VSwitchId"`
 		} `json:"VSwitchIds"`
 	}
 	var all []tableJSON
@@ -397,12 +395,12 @@ func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
 			(c.has("RouteTableName") && c.get("RouteTableName") != t.Name) {
 			continue
 		}
-		j := tableJSON{VpcId: t.VPCID, RouteTableId: t.ID, RouteTableType: t.Type, RouteTableName: t.Name, RouterId: v.VRouterID,
+		j := tableJSON{VpcID: t.VPCID, RouteTableID: t.ID, RouteTableType: t.Type, RouteTableName: t.Name, RouterID: v.VRouterID,
 			RouterType: "VRouter", Status: "Available", AssociateType: "VSwitch", CreationTime: "2024-01-01T00:00:00Z"}
-		j.VSwitchIds.VSwitchId = []string{}
+		j.VSwitchIDs.VSwitchID = []string{}
 		for _, wid := range sortedKeys(s.st.vswitches) {
 			if s.st.vswitches[wid].RouteTableID == t.ID {
-				j.VSwitchIds.VSwitchId = append(j.VSwitchIds.VSwitchId, wid)
+				j.VSwitchIDs.VSwitchID = append(j.VSwitchIDs.VSwitchID, wid)
 			}
 		}
 		all = append(all, j)
@@ -540,7 +538,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 		return nil, aerr
 	}
 	type resp struct {
-		RouteEntryId string `json:"RouteEntryId"` //nolint:revive // Field names are the API's.
+		RouteEntryID string `json:"RouteEntryId"`
 	}
 	s.lockForWrite(c)
 	defer s.mu.Unlock()
@@ -552,7 +550,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 			if rec.fingerprint != fingerprint {
 				return nil, errorf(CodeIdempotentMismatch, "The ClientToken was used with different parameters.")
 			}
-			return resp{RouteEntryId: rec.entryID}, nil
+			return resp{RouteEntryID: rec.entryID}, nil
 		}
 	}
 	t, ok := s.st.tables[tableID]
@@ -582,7 +580,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	if token != "" {
 		s.clientTokens[c.cred.ID+"/"+token] = clientTokenRecord{fingerprint: fingerprint, entryID: e.ID, at: c.now}
 	}
-	return resp{RouteEntryId: e.ID}, nil
+	return resp{RouteEntryID: e.ID}, nil
 }
 
 func (s *Simulator) addEntryLocked(e *RouteEntry) {
@@ -666,9 +664,9 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 	out := struct {
 		SuccessCount       int               `json:"SuccessCount"`
 		FailedCount        int               `json:"FailedCount"`
-		RouteEntryIds      []string          `json:"RouteEntryIds"`
+		RouteEntryIDs      []string          `json:"RouteEntryIds"`
 		FailedRouteEntries []failedEntryJSON `json:"FailedRouteEntries"`
-	}{RouteEntryIds: []string{}, FailedRouteEntries: []failedEntryJSON{}}
+	}{RouteEntryIDs: []string{}, FailedRouteEntries: []failedEntryJSON{}}
 	var created []*RouteEntry
 	batchCount := map[string]int{}
 	for _, it := range items {
@@ -718,7 +716,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		for _, e := range created {
 			e.Until = until
 			s.addEntryLocked(e)
-			out.RouteEntryIds = append(out.RouteEntryIds, e.ID)
+			out.RouteEntryIDs = append(out.RouteEntryIDs, e.ID)
 		}
 	}
 	out.SuccessCount, out.FailedCount = len(created), len(out.FailedRouteEntries)
@@ -813,7 +811,7 @@ func (s *Simulator) deleteRouteEntries(c *call) (any, *apiError) {
 	}{FailedRouteEntries: []failedEntryJSON{}}
 	var deleting []*RouteEntry
 	for _, t := range targets {
-		f := failedEntryJSON{RouteEntryId: t.item["RouteEntryId"], DstCidrBlock: t.item["DstCidrBlock"], NextHop: t.item["NextHop"]}
+		f := failedEntryJSON{RouteEntryID: t.item["RouteEntryId"], DstCidrBlock: t.item["DstCidrBlock"], NextHop: t.item["NextHop"]}
 		switch {
 		case t.entry == nil:
 			f.FailedCode, f.FailedMessage = FailedEntryNotExist, "vRouterEntry not exists"
