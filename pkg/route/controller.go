@@ -26,13 +26,11 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultResyncPeriod     = 5 * time.Minute
-	DefaultCoalesce         = 500 * time.Millisecond
-	DefaultExcludeNodeLabel = "route.vpc-route-publisher.io/exclude"
-	DefaultMinRetryDelay    = time.Second
-	DefaultMaxRetryDelay    = 5 * time.Minute
-	// DefaultMaxRetryableDelay caps the backoff after errors the cloud
-	// itself calls transient (throttled, busy, not yet Available).
+	DefaultResyncPeriod      = 5 * time.Minute
+	DefaultCoalesce          = 500 * time.Millisecond
+	DefaultExcludeNodeLabel  = "route.vpc-route-publisher.io/exclude"
+	DefaultMinRetryDelay     = time.Second
+	DefaultMaxRetryDelay     = 5 * time.Minute
 	DefaultMaxRetryableDelay = 30 * time.Second
 )
 
@@ -69,11 +67,13 @@ type Config struct {
 	// CCMExcludeNodeLabel is always honoured as well.
 	ExcludeNodeLabel string
 	// MinRetryDelay and MaxRetryDelay bound the exponential backoff of a
-	// failing pass (defaults 1s and 5m). Transient cloud errors retry with
-	// the same base but at most DefaultMaxRetryableDelay (or MaxRetryDelay
-	// when smaller).
+	// failing pass (defaults 1s and 5m).
 	MinRetryDelay time.Duration
 	MaxRetryDelay time.Duration
+	// MaxRetryableDelay caps the backoff when every failure of a pass is
+	// transient (throttled, busy, not yet Available), so that those are
+	// retried sooner (default 30s, at most MaxRetryDelay).
+	MaxRetryableDelay time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -95,6 +95,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxRetryDelay < c.MinRetryDelay {
 		c.MaxRetryDelay = c.MinRetryDelay
 	}
+	if c.MaxRetryableDelay <= 0 {
+		c.MaxRetryableDelay = DefaultMaxRetryableDelay
+	}
+	c.MaxRetryableDelay = min(max(c.MaxRetryableDelay, c.MinRetryDelay), c.MaxRetryDelay)
 	return c
 }
 
@@ -195,7 +199,6 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	retryMax := min(DefaultMaxRetryableDelay, cfg.MaxRetryDelay)
 	return &Controller{
 		cfg:       cfg,
 		kube:      d.Kube,
@@ -208,7 +211,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		recorder:  d.Recorder,
 		synced:    d.Synced,
 		clock:     clk,
-		retry:     workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.MinRetryDelay, retryMax),
+		retry:     workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.MinRetryDelay, cfg.MaxRetryableDelay),
 		resolver:  newResolver(d.Instances),
 		state:     newPassState(),
 	}, nil
@@ -280,6 +283,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	}()
 
 	c.metrics.DryRun.Set(boolFloat(c.cfg.DryRun))
+	// Run is only called while leading (or without leader election).
+	c.metrics.SetLeader(true)
+	defer c.metrics.SetLeader(false)
 	logger.Info("Waiting for caches", "dryRun", c.cfg.DryRun)
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, append([]cache.InformerSynced{c.informer.HasSynced}, c.synced...)...) {
 		return fmt.Errorf("waiting for caches: %w", context.Cause(ctx))

@@ -313,6 +313,9 @@ func TestControllerLeaderLossMidBatch(t *testing.T) {
 	}
 	// Leadership lost while the batch is half written.
 	h.stop()
+	if got := testutil.ToFloat64(h.metrics.Leader); got != 0 {
+		t.Errorf("leader gauge = %v after Run returned", got)
+	}
 	if got := len(h.cloud.snapshot()); got != 4 {
 		t.Fatalf("%d entries written before the stall, want 4", got)
 	}
@@ -444,15 +447,19 @@ func countPrefix(lines []string, prefix string) int {
 
 func TestControllerTransientErrorsRetrySooner(t *testing.T) {
 	h := newHarness(t, []*corev1.Node{testNode("i-a", "10.0.1.0/24")}, withConfig(func(c *Config) {
-		// Hard failures would wait an hour; transient ones are capped.
-		c.MinRetryDelay, c.MaxRetryDelay = 5*time.Millisecond, time.Hour
+		// Hard failures back off towards an hour (16 of them would take
+		// 5ms*2^16 > 5m); transient ones are capped at 20ms.
+		c.MinRetryDelay, c.MaxRetryDelay, c.MaxRetryableDelay = 5*time.Millisecond, time.Hour, 20*time.Millisecond
 	}))
 	busy := &apiError{ErrBusy, "TaskConflict"}
 	h.cloud.do(func(c *fakeCloud) { c.createErr[netip.MustParsePrefix("10.0.1.0/24")] = busy })
 	h.start()
-	h.eventually("busy writes", func() bool {
-		return testutil.ToFloat64(h.metrics.RouteWrites.WithLabelValues(OpCreate, "busy")) >= 2
+	h.eventually("many quick retries of busy writes", func() bool {
+		return testutil.ToFloat64(h.metrics.RouteWrites.WithLabelValues(OpCreate, "busy")) >= 16
 	})
+	if got := testutil.ToFloat64(h.metrics.Leader); got != 1 {
+		t.Errorf("leader gauge = %v while running", got)
+	}
 	h.cloud.do(func(c *fakeCloud) { clear(c.createErr) })
 	h.eventually("route after the VPC is free", func() bool { return h.has(entry("vtb-1", "10.0.1.0/24", "i-a")) })
 }

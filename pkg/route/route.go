@@ -5,6 +5,29 @@
 // The package does no cloud I/O. The cloud side is reached through the small
 // Table and Instances interfaces declared here and implemented by pkg/cloud;
 // the desired side through Source, implemented by pkg/ipam.
+//
+// Diff is the pure decision; Controller runs it in a client-go loop (one
+// whole-cluster work key, coalesced events, periodic resync) and Audit
+// reports the same plan without writing. Decisions worth knowing:
+//
+//   - Ownership: an entry is ours only with our cluster ID in its marker, an
+//     Instance next hop and a destination inside a cluster CIDR. Nothing
+//     else is ever modified or deleted; foreign entries on a desired
+//     destination are conflicts.
+//   - Safety valve: a pass that would delete more than MaxDeleteRatio of
+//     the owned entries, across more than one node, deletes nothing (creates
+//     proceed). Deleting a single node's routes never trips it.
+//   - Unresolvable nodes (no providerID yet, ECS lookup failing) get no new
+//     route and keep the owned entries they have: a lookup failure is never
+//     a reason to delete a route.
+//   - Blackholes: an owned entry routed to a released instance is deleted
+//     (the node gets no route); one routed to a stopped instance is kept and
+//     reported, since the instance keeps its identity and may start again.
+//   - Node condition: NetworkUnavailable=False/RouteCreated once the node's
+//     routes are Available in every table, unless it is already False;
+//     True/NoRouteCreated when a route failed, conflicts or is withheld, only
+//     if the condition is absent or was set by us. A NotReady node keeps its
+//     route; an excluded node gets none.
 package route
 
 import (
