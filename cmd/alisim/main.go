@@ -12,7 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -136,8 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.Clock = alisim.NewScaledClock(c.timeScale)
 	}
 	if c.verbose {
-		logger := log.New(stderr, "alisim ", log.LstdFlags|log.Lmicroseconds)
-		opts.Logf = logger.Printf
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if c.stateFile != "" {
 		raw, err := os.ReadFile(c.stateFile)

@@ -92,7 +92,16 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if c.action != "" {
 		s.count(c.action, code)
 	}
-	s.logf("api call action=%s code=%s duration=%s", c.action, code, time.Since(start).Round(time.Microsecond))
+	if l := s.opts.Logger; l != nil {
+		key := "none"
+		if c.cred != nil {
+			key = "permanent"
+			if c.cred.temporary() {
+				key = "temporary"
+			}
+		}
+		l.Info("API call", "action", c.action, "code", code, "requestID", c.requestID, "accessKey", key, "duration", time.Since(start).Round(time.Microsecond))
+	}
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.Header().Set("x-acs-request-id", c.requestID)
 	if aerr != nil {

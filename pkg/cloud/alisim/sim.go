@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -48,8 +49,9 @@ type Options struct {
 	MetadataRoleName string
 	// AllowIMDSv1 lets metadata GETs through without a session token.
 	AllowIMDSv1 bool
-	// Logf, when set, receives one line per API call (never secrets).
-	Logf func(format string, args ...any)
+	// Logger, when set, receives one record per API call: action, result
+	// code, request ID, access key kind and duration, never secrets.
+	Logger *slog.Logger
 }
 
 const (
@@ -454,12 +456,6 @@ func (s *Simulator) markBusyLocked(vpcID string, now time.Time, d time.Duration)
 		s.st.busyUntil[vpcID] = until
 	}
 	return until
-}
-
-func (s *Simulator) logf(format string, args ...any) {
-	if s.opts.Logf != nil {
-		s.opts.Logf(format, args...)
-	}
 }
 
 // sortEntries orders entries by ID, i.e. creation order.
