@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -136,7 +137,8 @@ type Deps struct {
 	Table Table
 	// Instances maps nodes to ECS instances.
 	Instances Instances
-	// Metrics are updated by every pass.
+	// Metrics are updated by every pass; nil keeps them in a private
+	// registry (audit).
 	Metrics *Metrics
 	// Recorder records events; nil means one is built on Kube when Run
 	// starts and shut down when it returns.
@@ -192,8 +194,14 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		return nil, errors.New("route controller: a route table is required")
 	case d.Instances == nil:
 		return nil, errors.New("route controller: an instance resolver is required")
-	case d.Metrics == nil:
-		return nil, errors.New("route controller: metrics are required")
+	}
+	if d.Metrics == nil {
+		// Audit needs no exported metrics: keep them private.
+		m, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			return nil, fmt.Errorf("creating metrics: %w", err)
+		}
+		d.Metrics = m
 	}
 	clk := d.Clock
 	if clk == nil {
