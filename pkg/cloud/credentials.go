@@ -296,9 +296,7 @@ func newOIDCCredentials(cfg oidcConfig) *oidcCredentials {
 	if cfg.duration == 0 {
 		cfg.duration = time.Hour
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.Proxy = nil
-	p := &oidcCredentials{cfg: cfg, http: &http.Client{Timeout: cfg.timeout, Transport: transport}}
+	p := &oidcCredentials{cfg: cfg, http: &http.Client{Timeout: cfg.timeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}}
 	p.sessionCache = sessionCache{
 		source:        SourceRRSA,
 		refreshBefore: defaultRefreshBefore(cfg.refreshBefore),

@@ -233,6 +233,9 @@ func classify(action string, err error) *APIError {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return &APIError{Action: action, Code: codeTimeout, Detail: "no answer before the call timeout", class: ErrNetwork}
 	}
+	if errors.Is(err, context.Canceled) {
+		return &APIError{Action: action, Code: codeTimeout, Detail: "canceled before the cloud answered", class: ErrNetwork}
+	}
 	var clientErr *sdkerrors.ClientError
 	if errors.As(err, &clientErr) {
 		if clientErr.ErrorCode() == sdkerrors.TimeoutErrorCode {

@@ -68,8 +68,21 @@ func (m *metadataClient) sessionToken(ctx context.Context) (string, error) {
 	return m.token, nil
 }
 
-// get reads one metadata path, e.g. "meta-data/region-id".
+// get reads one metadata path, e.g. "meta-data/region-id". A rejected
+// session token (the metadata service restarted, or the token expired
+// early) is replaced once.
 func (m *metadataClient) get(ctx context.Context, path string) (string, error) {
+	v, err := m.getOnce(ctx, path)
+	if errors.Is(err, errMetadataUnauthorized) {
+		m.mu.Lock()
+		m.token = ""
+		m.mu.Unlock()
+		v, err = m.getOnce(ctx, path)
+	}
+	return v, err
+}
+
+func (m *metadataClient) getOnce(ctx context.Context, path string) (string, error) {
 	token, err := m.sessionToken(ctx)
 	if err != nil {
 		return "", err
@@ -81,13 +94,6 @@ func (m *metadataClient) get(ctx context.Context, path string) (string, error) {
 	req.Header.Set(metadataTokenHeader, token)
 	body, err := m.do(req)
 	if err != nil {
-		if errors.Is(err, errMetadataUnauthorized) {
-			// The token may have been revoked (metadata service restart);
-			// fetch a new one once.
-			m.mu.Lock()
-			m.token = ""
-			m.mu.Unlock()
-		}
 		return "", fmt.Errorf("metadata service: reading %s: %w", path, err)
 	}
 	value := strings.TrimSpace(body)

@@ -57,11 +57,9 @@ func (c clientConfig) sdkConfig() *sdk.Config {
 	if c.transport != nil {
 		cfg.Transport = c.transport
 	} else {
+		// A transport of its own per client: the SDK rewrites the
+		// transport's dialer and TLS settings on every call.
 		cfg.HttpTransport = http.DefaultTransport.(*http.Transport).Clone()
-		// The SDK reads proxies from its own settings; never send cloud
-		// API traffic (which carries signed credentials) to an
-		// environment proxy by surprise.
-		cfg.HttpTransport.Proxy = nil
 	}
 	return cfg
 }

@@ -148,7 +148,7 @@ func (t *Tables) discover(ctx context.Context) ([]route.TableInfo, error) {
 			seen[rt.RouteTableId] = true
 			infos = append(infos, t.tableInfo(rt))
 		}
-		if len(list) == 0 || page*maxTablePage >= resp.TotalCount {
+		if len(list) < maxTablePage || (resp.TotalCount > 0 && page*maxTablePage >= resp.TotalCount) {
 			break
 		}
 	}
