@@ -433,3 +433,23 @@ func TestDeleteRetriesEntriesStillPending(t *testing.T) {
 		t.Errorf("entries left: %v", left)
 	}
 }
+
+func TestDiscoveryPagesThroughTables(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	for range 60 {
+		if _, err := ts.Sim.AddTable(alisim.RouteTable{VPCID: alisim.DefaultVPCID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	infos, err := c.Table().Tables(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 61 {
+		t.Fatalf("discovered %d tables, want 61", len(infos))
+	}
+	if n := ts.Sim.Counters()["DescribeRouteTableList"]["Success"]; n != 2 {
+		t.Errorf("DescribeRouteTableList calls = %d, want 2 pages of 50 (the selection is cached)", n)
+	}
+}
