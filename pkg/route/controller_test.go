@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -601,4 +602,15 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(h.cfg, Deps{Kube: h.kube}); err == nil {
 		t.Error("New accepted missing dependencies")
 	}
+}
+
+func TestControllerRunLeavesNoGoroutines(t *testing.T) {
+	h := newHarness(t, []*corev1.Node{testNode("i-a", "10.0.1.0/24")})
+	h.startInformers()
+	h.eventually("informer synced", func() bool { return h.factory.Core().V1().Nodes().Informer().HasSynced() })
+	baseline := runtime.NumGoroutine()
+	h.start()
+	h.eventually("route", func() bool { return h.has(entry("vtb-1", "10.0.1.0/24", "i-a")) })
+	h.stop()
+	h.eventually(fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 }
