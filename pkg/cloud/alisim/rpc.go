@@ -331,23 +331,23 @@ func allowed(perms []string, product, action string) bool {
 	return false
 }
 
-// withRequestID marshals resp and adds the RequestId field.
+// withRequestID marshals resp, a struct, and puts the RequestId field first.
 func withRequestID(resp any, requestID string) ([]byte, error) {
 	raw, err := json.Marshal(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encoding response: %w", err)
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("re-decoding response: %w", err)
+	if len(raw) < 2 || raw[0] != '{' {
+		return nil, fmt.Errorf("encoding response: %T is not a JSON object", resp)
 	}
 	id, _ := json.Marshal(requestID)
-	obj["RequestId"] = id
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("encoding response: %w", err)
+	out := make([]byte, 0, len(raw)+len(id)+16)
+	out = append(out, `{"RequestId":`...)
+	out = append(out, id...)
+	if len(raw) > 2 {
+		out = append(out, ',')
 	}
-	return out, nil
+	return append(out, raw[1:]...), nil
 }
 
 func newRequestID() string {
