@@ -166,9 +166,10 @@ type Controller struct {
 	synced    []cache.InformerSynced
 	clock     clock.WithTicker
 
-	queue   atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
-	retry   workqueue.TypedRateLimiter[string]
-	running atomic.Bool
+	queue    atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
+	lastSync atomic.Pointer[time.Time]
+	retry    workqueue.TypedRateLimiter[string]
+	running  atomic.Bool
 
 	// resolver caches node → instance mappings; safe for concurrent use.
 	resolver *resolver
@@ -232,6 +233,16 @@ func (c *Controller) Enqueue() {
 	if q := c.queue.Load(); q != nil {
 		(*q).AddAfter(workKey, c.cfg.Coalesce)
 	}
+}
+
+// LastSuccessfulSync returns when the last pass that succeeded ended; zero
+// before the first one. Health checks can compare it with the resync
+// period.
+func (c *Controller) LastSuccessfulSync() time.Time {
+	if t := c.lastSync.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
 }
 
 // Run reconciles until ctx is cancelled (e.g. the leader lease is lost). It

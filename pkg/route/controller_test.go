@@ -20,6 +20,7 @@ func TestControllerNodeLifecycle(t *testing.T) {
 		testNode("i-a", "10.0.1.0/24", "fd00:10:0:1::/64"),
 		testNode("i-b", "10.0.2.0/24"),
 	}, withTables("vtb-1", "vtb-2"))
+	start := time.Now()
 	h.start()
 
 	h.eventually("dual-stack routes in both tables", func() bool {
@@ -42,6 +43,10 @@ func TestControllerNodeLifecycle(t *testing.T) {
 	}
 	if got := observations(t, h.reg, "vpc_route_publisher_route_convergence_seconds"); got != 3 {
 		t.Errorf("convergence observations = %d, want one per node destination (3)", got)
+	}
+
+	if last := h.ctrl.LastSuccessfulSync(); last.IsZero() || testutil.ToFloat64(h.metrics.LastSuccessfulSync) < float64(start.Unix()) {
+		t.Errorf("last successful sync %v, metric %v", last, testutil.ToFloat64(h.metrics.LastSuccessfulSync))
 	}
 
 	// Steady state: a pass writes nothing.

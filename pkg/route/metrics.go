@@ -131,8 +131,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // SetLeader records whether this replica leads.
 func (m *Metrics) SetLeader(leading bool) { m.Leader.Set(boolFloat(leading)) }
 
-// TableCounts are the per-table figures published by setTables.
-type TableCounts struct {
+// tableCounts are the per-table figures published by setTables.
+type tableCounts struct {
 	Entries   map[string]int // by Entries* state
 	QuotaUsed int
 	Quota     int
@@ -140,7 +140,7 @@ type TableCounts struct {
 
 // setTables publishes the per-table gauges and deletes the series of tables
 // absent from counts.
-func (m *Metrics) setTables(counts map[string]TableCounts) {
+func (m *Metrics) setTables(counts map[string]tableCounts) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for t := range m.tables {

@@ -63,7 +63,9 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 			return
 		}
 		c.metrics.Reconciles.WithLabelValues("success").Inc()
-		c.metrics.LastSuccessfulSync.Set(float64(c.clock.Now().UnixNano()) / 1e9)
+		now := c.clock.Now()
+		c.lastSync.Store(&now)
+		c.metrics.LastSuccessfulSync.Set(float64(now.UnixNano()) / 1e9)
 	}()
 
 	obs, err := c.observe(ctx)
@@ -339,9 +341,9 @@ func cmpString(a, b string) int {
 
 // publishMetrics sets the drift gauges from the report.
 func (c *Controller) publishMetrics(rep *Report) {
-	counts := map[string]TableCounts{}
+	counts := map[string]tableCounts{}
 	for _, t := range rep.Tables {
-		counts[t.ID] = TableCounts{Entries: map[string]int{}, QuotaUsed: t.Used, Quota: t.Quota}
+		counts[t.ID] = tableCounts{Entries: map[string]int{}, QuotaUsed: t.Used, Quota: t.Quota}
 	}
 	inc := func(table, state string) {
 		if tc, ok := counts[table]; ok {
