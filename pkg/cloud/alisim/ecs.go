@@ -41,6 +41,9 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 		if err := json.Unmarshal([]byte(raw), &list); err != nil {
 			return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses must be a JSON array of strings.")
 		}
+		if len(list) > maxInstanceIDs {
+			return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses accepts at most %d addresses.", maxInstanceIDs)
+		}
 		ips = map[netip.Addr]bool{}
 		for _, s := range list {
 			a, err := netip.ParseAddr(s)
@@ -48,6 +51,19 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 				return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses contains %q, not an IP address.", s)
 			}
 			ips[a] = true
+		}
+	}
+	// NextToken/MaxResults paging, when asked for, replaces page numbers.
+	tokenMode := c.params.Has("NextToken") || c.params.Has("MaxResults")
+	maxResults, aerr := parseInt(c, "MaxResults", 10, 1, maxInstancePage)
+	if aerr != nil {
+		return nil, aerr
+	}
+	from := ""
+	if tok := c.get("NextToken"); tok != "" {
+		var ok bool
+		if from, ok = decodeToken("i", tok); !ok {
+			return nil, errorf(CodeInvalidNextToken, "The specified NextToken is invalid.")
 		}
 	}
 	if st := c.get("Status"); st != "" && !instanceStatuses[st] {
@@ -78,7 +94,7 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 	var all []instanceJSON
 	for _, id := range sortedKeys(s.st.instances) {
 		in := s.st.instances[id]
-		if (ids != nil && !ids[id]) || (ips != nil && !ips[in.PrivateIP]) ||
+		if (ids != nil && !ids[id]) || (ips != nil && !ips[in.PrivateIP]) || (from != "" && id < from) ||
 			(c.has("VpcId") && c.get("VpcId") != in.VPCID) || (c.has("VSwitchId") && c.get("VSwitchId") != in.VSwitchID) ||
 			(c.has("ZoneId") && c.get("ZoneId") != in.Zone) || (c.has("Status") && c.get("Status") != in.Status) {
 			continue
@@ -90,13 +106,23 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 		all = append(all, j)
 	}
 	out := struct {
-		TotalCount int `json:"TotalCount"`
-		PageNumber int `json:"PageNumber"`
-		PageSize   int `json:"PageSize"`
+		NextToken  string `json:"NextToken"`
+		TotalCount int    `json:"TotalCount"`
+		PageNumber int    `json:"PageNumber"`
+		PageSize   int    `json:"PageSize"`
 		Instances  struct {
 			Instance []instanceJSON `json:"Instance"`
 		} `json:"Instances"`
 	}{TotalCount: len(all), PageNumber: page, PageSize: size}
+	if tokenMode {
+		out.PageNumber, out.PageSize = 0, 0
+		if len(all) > maxResults {
+			out.NextToken = encodeToken("i", all[maxResults].InstanceID)
+			all = all[:maxResults]
+		}
+		out.Instances.Instance = all
+		return out, nil
+	}
 	out.Instances.Instance = paginate(all, page, size)
 	return out, nil
 }

@@ -420,16 +420,18 @@ func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
 	return out, nil
 }
 
-func encodeNextToken(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("rte:" + id))
+// encodeToken makes an opaque NextToken naming the next resource to return.
+func encodeToken(kind, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + id))
 }
 
-func decodeNextToken(tok string) (string, bool) {
+func decodeToken(kind, tok string) (string, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || !strings.HasPrefix(string(b), "rte:") {
+	if err != nil {
 		return "", false
 	}
-	return strings.TrimPrefix(string(b), "rte:"), true
+	id, ok := strings.CutPrefix(string(b), kind+":")
+	return id, ok && id != ""
 }
 
 func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
@@ -444,7 +446,7 @@ func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	from := ""
 	if tok := c.get("NextToken"); tok != "" {
 		var ok bool
-		if from, ok = decodeNextToken(tok); !ok {
+		if from, ok = decodeToken("rte", tok); !ok {
 			return nil, errorf(CodeInvalidNextToken, "The specified NextToken is invalid.")
 		}
 	}
@@ -504,7 +506,7 @@ func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	out.RouteEntrys.RouteEntry = []routeEntryJSON{}
 	for i, e := range list {
 		if i == limit {
-			out.NextToken = encodeNextToken(e.ID)
+			out.NextToken = encodeToken("rte", e.ID)
 			break
 		}
 		out.RouteEntrys.RouteEntry = append(out.RouteEntrys.RouteEntry, s.entryJSON(e))
