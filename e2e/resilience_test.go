@@ -181,8 +181,8 @@ func TestCredentials(t *testing.T) {
 		if err := p.Ready(ctx); err == nil {
 			return fmt.Errorf("ready with a wrong access key secret")
 		}
-		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("the publisher exited on bad credentials (%v); it must keep running and retry:\n%s", err, p.LogTail(20))
+		if exited, _ := p.Exited(); exited {
+			return fmt.Errorf("the publisher exited with code %d on bad credentials; it must keep running and retry:\n%s", p.ExitCode(), p.LogTail(20))
 		}
 		return nil
 	})

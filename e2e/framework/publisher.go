@@ -173,7 +173,6 @@ func RunAudit(ctx context.Context, sim *Alisim, o PublisherOptions, output strin
 	args = append(args, sim.CloudArgs()...)
 	args = append(args, o.ExtraArgs...)
 	var stdout, stderr bytes.Buffer
-	//nolint:gosec // G204: the binary under test with arguments the harness composed.
 	cmd := exec.CommandContext(ctx, o.Bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

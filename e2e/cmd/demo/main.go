@@ -207,8 +207,8 @@ func watch(ctx context.Context, env *framework.Env, pub *framework.Publisher, ti
 		if until(v) {
 			return nil
 		}
-		if exited, werr := pub.Exited(); exited {
-			return fmt.Errorf("the publisher exited (%v); its log:\n%s", werr, pub.LogTail(30))
+		if exited, _ := pub.Exited(); exited {
+			return fmt.Errorf("the publisher exited with code %d; its log:\n%s", pub.ExitCode(), pub.LogTail(30))
 		}
 		select {
 		case <-ctx.Done():
