@@ -216,13 +216,13 @@ func TestGETAndFormBodyRequests(t *testing.T) {
 	form.FormParams["RouteTableId"] = tableID
 	form.FormParams["DestinationCidrBlock"] = "10.244.7.0/24"
 	form.FormParams["NextHopId"] = "i-2vcxxs"
-	form.FormParams["RouteEntryName"] = "name with spaces * and ~tilde"
+	form.FormParams["RouteEntryName"] = "name with spaces * and ~tilde/节点=α&β"
 	if _, err := c.ProcessCommonRequest(form); err != nil {
 		t.Fatalf("form-body request: %v", err)
 	}
 	routes, _ := ts.Sim.Routes(tableID)
 	last := routes[len(routes)-1]
-	if last.Destination.String() != "10.244.7.0/24" || last.NextHopID != "i-2vcxxs" || last.Name != "name with spaces * and ~tilde" {
+	if last.Destination.String() != "10.244.7.0/24" || last.NextHopID != "i-2vcxxs" || last.Name != "name with spaces * and ~tilde/节点=α&β" {
 		t.Fatalf("entry created from the form body = %+v", last)
 	}
 }

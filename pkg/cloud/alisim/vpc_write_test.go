@@ -126,6 +126,34 @@ func TestIPv6NotEnabled(t *testing.T) {
 	wantServerError(t, err, alisim.CodeVpcIPv6NotEnabled, http.StatusBadRequest)
 }
 
+func TestWritesSerializedPerVPCOnly(t *testing.T) {
+	clock := alisim.NewFakeClock(time.Now())
+	ts := start(t, alisim.Options{Clock: clock, WriteBase: time.Minute, TimestampWindow: time.Hour, State: twoVPCState()})
+	c := vpcClient(t, ts, testCred())
+	if _, err := createEntry(t, c, "10.244.1.0/24", "i-2vcxxr"); err != nil {
+		t.Fatal(err)
+	}
+	if !ts.Sim.Busy(vpcID) || ts.Sim.Busy("vpc-other") {
+		t.Fatalf("busy: default VPC %v, other VPC %v; want true, false", ts.Sim.Busy(vpcID), ts.Sim.Busy("vpc-other"))
+	}
+	var otherTable string
+	for _, tb := range ts.Sim.State().RouteTables {
+		if tb.VPCID == "vpc-other" {
+			otherTable = tb.ID
+		}
+	}
+	req := vpc.CreateCreateRouteEntryRequest()
+	req.RouteTableId, req.DestinationCidrBlock, req.NextHopId = otherTable, "10.244.1.0/24", "i-other"
+	if _, err := c.CreateRouteEntry(req); err != nil {
+		t.Fatalf("write to another VPC while the first is busy: %v", err)
+	}
+	// A next hop must live in the table's VPC, whichever VPC is busy.
+	req = vpc.CreateCreateRouteEntryRequest()
+	req.RouteTableId, req.DestinationCidrBlock, req.NextHopId = otherTable, "10.244.2.0/24", "i-2vcxxr"
+	_, err := c.CreateRouteEntry(req)
+	wantServerError(t, err, alisim.CodeInstanceOtherVpc, http.StatusNotFound)
+}
+
 func TestQuota(t *testing.T) {
 	ts := start(t, instant)
 	if err := ts.Sim.SetQuota(tableID, 2); err != nil {
