@@ -235,7 +235,11 @@ func (s *Simulator) authenticate(method string, c *call) (*credential, *apiError
 	if err != nil {
 		return nil, errorf(CodeInvalidTimeStampFormat, "")
 	}
-	if d := c.now.Sub(ts); d > s.opts.TimestampWindow || d < -s.opts.TimestampWindow {
+	ref := c.now
+	if w, ok := s.clock.(interface{ Wall() time.Time }); ok {
+		ref = w.Wall()
+	}
+	if d := ref.Sub(ts); d > s.opts.TimestampWindow || d < -s.opts.TimestampWindow {
 		return nil, errorf(CodeInvalidTimeStampExpired, "")
 	}
 	if snapshot.temporary() {
