@@ -580,6 +580,13 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 		NextHopID: c.get("NextHopId"), Name: name, Description: desc, Status: StatusPending, Until: until, Created: c.now}
 	s.addEntryLocked(e)
 	if token != "" {
+		if len(s.clientTokens) >= 4096 {
+			for k, rec := range s.clientTokens {
+				if c.now.Sub(rec.at) >= clientTokenTTL {
+					delete(s.clientTokens, k)
+				}
+			}
+		}
 		s.clientTokens[c.cred.ID+"/"+token] = clientTokenRecord{fingerprint: fingerprint, entryID: e.ID, at: c.now}
 	}
 	return resp{RouteEntryID: e.ID}, nil
