@@ -154,6 +154,27 @@ func TestWritesSerializedPerVPCOnly(t *testing.T) {
 	wantServerError(t, err, alisim.CodeInstanceOtherVpc, http.StatusNotFound)
 }
 
+func TestDefaultQuotaIs200(t *testing.T) {
+	ts := start(t, instant)
+	c := vpcClient(t, ts, testCred())
+	for batch := range 4 {
+		entries := make([]vpc.CreateRouteEntriesRouteEntries, 50)
+		for i := range entries {
+			entries[i] = batchEntry(fmt.Sprintf("10.%d.%d.0/24", 100+batch, i), "i-2vcxxr")
+		}
+		req := vpc.CreateCreateRouteEntriesRequest()
+		req.RouteEntries = &entries
+		if resp, err := c.CreateRouteEntries(req); err != nil || resp.SuccessCount != 50 {
+			t.Fatalf("batch %d: %v %+v", batch, err, resp)
+		}
+	}
+	_, err := createEntry(t, c, "10.200.0.0/24", "i-2vcxxr")
+	wantServerError(t, err, alisim.CodeQuotaExceeded, http.StatusBadRequest)
+	if got := len(customEntries(t, ts.Sim, tableID)); got != alisim.DefaultQuota {
+		t.Fatalf("custom entries = %d, want %d", got, alisim.DefaultQuota)
+	}
+}
+
 func TestQuota(t *testing.T) {
 	ts := start(t, instant)
 	if err := ts.Sim.SetQuota(tableID, 2); err != nil {
