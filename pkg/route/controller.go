@@ -377,7 +377,7 @@ func Retryable(err error) bool {
 		if err == class { //nolint:errorlint // comparing tree nodes one by one; the walk below unwraps
 			return true
 		}
-		if is, ok := err.(interface{ Is(error) bool }); ok && is.Is(class) { //nolint:errorlint // as above
+		if is, ok := err.(interface{ Is(error) bool }); ok && is.Is(class) {
 			return true
 		}
 	}

@@ -50,10 +50,6 @@ func withTables(ids ...string) option {
 func newHarness(t *testing.T, nodes []*corev1.Node, opts ...option) *harness {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
-	var objs []any
-	for _, n := range nodes {
-		objs = append(objs, n)
-	}
 	h := &harness{
 		t:     t,
 		ctx:   ctx,
