@@ -26,14 +26,24 @@ import (
 )
 
 func main() {
+	os.Exit(exitCode(os.Args[1:]))
+}
+
+// exitCode runs the simulator until SIGTERM or SIGINT and returns the
+// process exit status: 0 on a clean stop, 2 for bad flags, 1 otherwise.
+func exitCode(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, args, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "alisim: %v\n", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		return 2
+	default:
+		fmt.Fprintf(os.Stderr, "alisim: %v\n", err)
+		return 1
 	}
 }
 
