@@ -36,7 +36,7 @@ func exitCode(args []string) int {
 	defer stop()
 	err := run(ctx, args, os.Stdout, os.Stderr)
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "alisim: %v\n", err)
@@ -47,7 +47,10 @@ func exitCode(args []string) int {
 	}
 }
 
-var errUsage = errors.New("usage")
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help requested")
+)
 
 type config struct {
 	listen, metadataListen, adminListen string
@@ -82,6 +85,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.throttles, "throttle", "", "comma-separated Action=QPS/Burst limits (Action * for every action)")
 	fs.BoolVar(&c.verbose, "v", false, "log every API call to stderr (never secrets)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {

@@ -162,6 +162,16 @@ func TestBinaryRejectsBadFlags(t *testing.T) {
 	}
 }
 
+func TestHelpExitsZero(t *testing.T) {
+	var stderr strings.Builder
+	if err := run(t.Context(), []string{"-h"}, io.Discard, &stderr); !errors.Is(err, errHelp) {
+		t.Fatalf("run -h = %v, want the help sentinel", err)
+	}
+	if !strings.Contains(stderr.String(), "-write-base") {
+		t.Fatalf("help does not list the flags:\n%s", stderr.String())
+	}
+}
+
 func TestParseThrottles(t *testing.T) {
 	got, err := parseThrottles("DescribeRouteEntryList=10/20, *=100/100")
 	if err != nil {
