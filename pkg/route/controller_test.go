@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -618,4 +619,57 @@ func TestControllerRunLeavesNoGoroutines(t *testing.T) {
 	h.eventually("route", func() bool { return h.has(entry("vtb-1", "10.0.1.0/24", "i-a")) })
 	h.stop()
 	h.eventually(fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
+}
+
+func TestMetricNamesMatchTheContract(t *testing.T) {
+	h := newHarness(t, []*corev1.Node{testNode("i-a", "10.0.1.0/24")})
+	h.start()
+	h.eventually("route", func() bool { return h.has(entry("vtb-1", "10.0.1.0/24", "i-a")) })
+	h.settledPass()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "vpc_route_publisher_") {
+			continue
+		}
+		var names []string
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			names = append(names, l.GetName())
+		}
+		labels[mf.GetName()] = strings.Join(names, ",")
+	}
+	want := map[string]string{
+		"vpc_route_publisher_route_entries":                          "state,table",
+		"vpc_route_publisher_route_table_quota_used":                 "table",
+		"vpc_route_publisher_route_table_quota_limit":                "table",
+		"vpc_route_publisher_reconcile_duration_seconds":             "",
+		"vpc_route_publisher_reconciles_total":                       "result",
+		"vpc_route_publisher_route_convergence_seconds":              "",
+		"vpc_route_publisher_route_writes_total":                     "operation,result",
+		"vpc_route_publisher_last_successful_sync_timestamp_seconds": "",
+		"vpc_route_publisher_leader":                                 "",
+		"vpc_route_publisher_safety_valve_tripped":                   "",
+		"vpc_route_publisher_safety_valve_trips_total":               "",
+		"vpc_route_publisher_dry_run":                                "",
+	}
+	// problems{reason} has no series while there is no problem.
+	if !reflect.DeepEqual(labels, want) {
+		t.Errorf("metrics = %v\nwant %v", labels, want)
+	}
+	if err := testutil.CollectAndCompare(h.metrics.RouteEntries, strings.NewReader(`
+# HELP vpc_route_publisher_route_entries Route entries per route table by state: desired, present (in sync), missing, unexpected (owned but not desired), conflicting, pending, blackhole (next hop stopped or released).
+# TYPE vpc_route_publisher_route_entries gauge
+vpc_route_publisher_route_entries{state="blackhole",table="vtb-1"} 0
+vpc_route_publisher_route_entries{state="conflicting",table="vtb-1"} 0
+vpc_route_publisher_route_entries{state="desired",table="vtb-1"} 1
+vpc_route_publisher_route_entries{state="missing",table="vtb-1"} 0
+vpc_route_publisher_route_entries{state="pending",table="vtb-1"} 0
+vpc_route_publisher_route_entries{state="present",table="vtb-1"} 1
+vpc_route_publisher_route_entries{state="unexpected",table="vtb-1"} 0
+`)); err != nil {
+		t.Error(err)
+	}
 }
