@@ -101,7 +101,6 @@ func (f Fleet) Node(m Member, now time.Time) *corev1.Node {
 				OSImage:                 "Alibaba Cloud Linux 3.2104 U12 (OpenAnolis Edition)",
 				ContainerRuntimeVersion: "containerd://1.7.28",
 				KubeletVersion:          f.KubeletVersion,
-				KubeProxyVersion:        f.KubeletVersion,
 				OperatingSystem:         "linux",
 				Architecture:            "amd64",
 			},

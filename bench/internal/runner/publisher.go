@@ -59,7 +59,10 @@ func (b *bench) startPublisher(c *cloudsim.Cloud, n int, quota int) (*publisherP
 // alive reports an error, with the log's tail, once the process has exited.
 func (p *publisherProcess) alive() error {
 	if exited, err := p.Exited(); exited {
-		return fmt.Errorf("vpc-route-publisher exited (%v); log tail:\n%s", err, p.LogTail(30))
+		if err == nil {
+			err = errors.New("exit status 0")
+		}
+		return fmt.Errorf("vpc-route-publisher exited (%w); log tail:\n%s", err, p.LogTail(30))
 	}
 	return nil
 }
