@@ -124,7 +124,7 @@ func splitIDs(list, prefix string) ([]string, error) {
 			continue
 		}
 		if !validResourceID(id, prefix) {
-			return nil, fmt.Errorf("%q is not an ID of the form %s...", id, prefix)
+			return nil, fmt.Errorf("%q is not an ID starting with %s", id, prefix)
 		}
 		seen[id] = true
 		ids = append(ids, id)
@@ -137,7 +137,7 @@ func validResourceID(id, prefix string) bool {
 		return false
 	}
 	for _, r := range id[len(prefix):] {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z') {
+		if !isAlnum(r) {
 			return false
 		}
 	}
@@ -151,9 +151,17 @@ func validRegion(r string) bool {
 		return false
 	}
 	for _, c := range r {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		if !isRegionChar(c) {
 			return false
 		}
 	}
 	return true
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+func isRegionChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-'
 }

@@ -345,7 +345,10 @@ func TestSecretsNeverInErrorsOrLogs(t *testing.T) {
 	t.Run("bad cloud-config key", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "cc.json")
 		writeFile(t, path, `{"Global": {"accessKeyID": "`+tmp.AccessKeyID+`", "accessKeySecret": "`+tmp.AccessKeySecret+`"}}`)
-		run(t, map[string]string{}, func(o *Options) { o.CloudConfig = path })
+		err := run(t, map[string]string{}, func(o *Options) { o.CloudConfig = path })
+		if !strings.Contains(err.Error(), "base64") {
+			t.Errorf("err = %v, want the key named as not base64", err)
+		}
 	})
 }
 

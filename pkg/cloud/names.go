@@ -21,7 +21,7 @@ func entryName(node string) string {
 	var b strings.Builder
 	for _, r := range node {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		case isAlnum(r), r == '.', r == '-', r == '_':
 			b.WriteRune(r)
 		default:
 			b.WriteByte('-')

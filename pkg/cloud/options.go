@@ -93,13 +93,13 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--region %q is not a region ID such as cn-chengdu", o.Region))
 	}
 	if o.VPCID != "" && !validResourceID(o.VPCID, "vpc-") {
-		errs = append(errs, fmt.Errorf("--vpc-id %q is not a VPC ID such as vpc-2vc...", o.VPCID))
+		errs = append(errs, fmt.Errorf("--vpc-id %q is not a VPC ID such as vpc-2vc0000000000000001", o.VPCID))
 	}
 	seen := map[string]bool{}
 	for _, id := range o.RouteTableIDs {
 		id = strings.TrimSpace(id)
 		if !validResourceID(id, "vtb-") {
-			errs = append(errs, fmt.Errorf("--route-table-ids: %q is not a route table ID such as vtb-2vc...", id))
+			errs = append(errs, fmt.Errorf("--route-table-ids: %q is not a route table ID such as vtb-2vc0000000000000001", id))
 		}
 		if seen[id] {
 			errs = append(errs, fmt.Errorf("--route-table-ids: %s is listed twice", id))

@@ -174,7 +174,7 @@ func FuzzEntryName(f *testing.F) {
 			t.Fatalf("entryName(%q) = %q breaks the length or first-letter rule", node, name)
 		}
 		for _, r := range name {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			if !isAlnum(r) && r != '.' && r != '-' && r != '_' {
 				t.Fatalf("entryName(%q) = %q contains %q", node, name, r)
 			}
 		}
