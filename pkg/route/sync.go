@@ -104,6 +104,15 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		errs = append(errs, c.updateConditions(ctx, obs, rep)...)
 	}
 	c.emitEvents(ctx, obs, rep, out)
+	switch {
+	case rep.Counts()[StatePending] > 0 || hasTransitional(plan.Pending):
+		// Entries are settling: look again soon (backing off while they
+		// stay so) rather than at the next resync, so that node
+		// conditions follow promptly.
+		c.requeueAfter(c.retry.When(pendingKey))
+	default:
+		c.retry.Forget(pendingKey)
+	}
 	if plan.SafetyValveTripped && out != nil && len(out.created)+len(out.adopted) > 0 {
 		// The writes changed the owned count the valve compares against;
 		// look again rather than wait for the next resync.
@@ -111,6 +120,21 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	}
 	logger.Info("Pass done", "summary", rep.Summary(), "duration", c.clock.Since(start))
 	return errors.Join(errs...)
+}
+
+// pendingKey tracks, in the retry limiter, how long entries have been
+// settling.
+const pendingKey = "pending"
+
+func hasTransitional(rs []Route) bool {
+	return slices.ContainsFunc(rs, transitional)
+}
+
+// requeueAfter schedules a pass, if the controller runs.
+func (c *Controller) requeueAfter(d time.Duration) {
+	if q := c.queue.Load(); q != nil {
+		(*q).AddAfter(workKey, d)
+	}
 }
 
 func routeStrings(rs []Route) []string {
