@@ -161,3 +161,47 @@ func TestAddInstancesExhaustsVSwitch(t *testing.T) {
 		t.Fatalf("allocating exactly the free addresses: %v", err)
 	}
 }
+
+func TestDescribeInstancesNextToken(t *testing.T) {
+	ts := start(t, alisim.Options{})
+	if _, err := ts.Sim.AddInstances(120, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := ecsClient(t, ts, testCred())
+	seen := map[string]int{}
+	token := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("NextToken paging does not end")
+		}
+		req := ecsDescribeReq()
+		req.MaxResults = requests.NewInteger(50)
+		req.NextToken = token
+		resp, err := c.DescribeInstances(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Instances.Instance) > 50 {
+			t.Fatalf("page of %d instances, MaxResults 50", len(resp.Instances.Instance))
+		}
+		for _, in := range resp.Instances.Instance {
+			seen[in.InstanceId]++
+		}
+		if resp.NextToken == "" {
+			break
+		}
+		token = resp.NextToken
+	}
+	if len(seen) != 123 {
+		t.Fatalf("NextToken paging saw %d instances, want 123", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("instance %s listed %d times", id, n)
+		}
+	}
+	req := ecsDescribeReq()
+	req.NextToken = "garbage"
+	_, err := c.DescribeInstances(req)
+	wantServerError(t, err, alisim.CodeInvalidNextToken, http.StatusBadRequest)
+}
