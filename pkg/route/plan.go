@@ -109,8 +109,12 @@ func (c Conflict) Message() string {
 	case ConflictNextHopType:
 		why = fmt.Sprintf("routes to a %s", c.Existing.NextHopType)
 	}
-	return fmt.Sprintf("destination %s in route table %s is already routed to %s by entry %s, which %s",
-		c.Desired.Destination, c.Desired.Table, c.Existing.NextHop, c.Existing.EntryID, why)
+	entry := "an entry"
+	if c.Existing.EntryID != "" {
+		entry = "entry " + c.Existing.EntryID
+	}
+	return fmt.Sprintf("destination %s in route table %s is already routed to %s by %s, which %s",
+		c.Desired.Destination, c.Desired.Table, c.Existing.NextHop, entry, why)
 }
 
 // Plan is the outcome of Diff: the writes that bring the route tables to the
