@@ -122,11 +122,12 @@ func (c *testCloud) counter(t *testing.T, name string, labels ...string) float64
 type recorder struct {
 	mu      sync.Mutex
 	entries map[string][]int
+	queries map[string][]url.Values
 	next    http.RoundTripper
 }
 
 func newRecorder() *recorder {
-	return &recorder{entries: map[string][]int{}, next: http.DefaultTransport.(*http.Transport).Clone()}
+	return &recorder{entries: map[string][]int{}, queries: map[string][]url.Values{}, next: http.DefaultTransport.(*http.Transport).Clone()}
 }
 
 var entryParam = regexp.MustCompile(`^RouteEntries\.\d+\.DstCidrBlock$`)
@@ -143,9 +144,20 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil && resp.StatusCode == http.StatusOK {
 		r.mu.Lock()
 		r.entries[q.Get("Action")] = append(r.entries[q.Get("Action")], n)
+		r.queries[q.Get("Action")] = append(r.queries[q.Get("Action")], q)
 		r.mu.Unlock()
 	}
 	return resp, err
+}
+
+// calls returns the parameters of the successful calls of an action and
+// forgets them.
+func (r *recorder) calls(action string) []url.Values {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	qs := r.queries[action]
+	delete(r.queries, action)
+	return qs
 }
 
 func (r *recorder) batches(action string) []int {

@@ -212,3 +212,38 @@ func TestConcurrentCreateRoutes(t *testing.T) {
 		t.Fatalf("ListRoutes = %d routes, %v; want 9", len(rs), err)
 	}
 }
+
+// TestAdapterLooksUpOnlyItsDestination checks that a CreateRoute in a big
+// table neither lists nor polls the whole table: the upstream controller
+// calls it once per node, concurrently.
+func TestAdapterLooksUpOnlyItsDestination(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	if err := ts.Sim.SetQuota(alisim.DefaultTableID, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100 + byte(i/256), byte(i % 256), 0}), 24)
+		if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: dst, NextHopID: "i-2vcxxs"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := newRecorder()
+	c := newTestCloud(t, ts, nil, testTuning(nil, rec))
+	rec.calls("DescribeRouteEntryList")
+	a := c.RoutesAdapter(nil)
+	if err := a.CreateRoute(c.ctx, "", "", &cloudprovider.Route{TargetNode: "cn-chengdu.i-2vcxxr", DestinationCIDR: "10.0.1.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteRoute(c.ctx, "", &cloudprovider.Route{TargetNode: "cn-chengdu.i-2vcxxr", DestinationCIDR: "10.0.1.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := rec.calls("DescribeRouteEntryList")
+	if len(calls) < 3 {
+		t.Fatalf("%d DescribeRouteEntryList calls: want the existence check and the polls of create and delete", len(calls))
+	}
+	for _, q := range calls {
+		if got := q.Get("DestinationCidrBlock"); got != "10.0.1.0/24" {
+			t.Errorf("DescribeRouteEntryList without the destination filter (DestinationCidrBlock=%q)", got)
+		}
+	}
+}

@@ -110,13 +110,13 @@ func (a *RoutesAdapter) CreateRoute(ctx context.Context, _ string, _ string, r *
 	if err != nil {
 		return err
 	}
-	current, err := a.tables.List(ctx)
+	want := map[string][]netip.Prefix{}
+	for _, t := range tables {
+		want[t.ID] = []netip.Prefix{dst.Masked()}
+	}
+	have, err := a.tables.snapshot(ctx, want)
 	if err != nil {
 		return err
-	}
-	have := map[route.Key]route.Route{}
-	for _, c := range current {
-		have[c.Key()] = c
 	}
 	var rs []route.Route
 	for _, t := range tables {
@@ -143,13 +143,21 @@ func (a *RoutesAdapter) DeleteRoute(ctx context.Context, _ string, r *cloudprovi
 		return fmt.Errorf("route for node %s: destination %q: %w", r.TargetNode, r.DestinationCIDR, route.ErrInvalid)
 	}
 	dst = dst.Masked()
-	current, err := a.tables.List(ctx)
+	tables, err := a.tables.Tables(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string][]netip.Prefix{}
+	for _, t := range tables {
+		want[t.ID] = []netip.Prefix{dst}
+	}
+	current, err := a.tables.snapshot(ctx, want)
 	if err != nil {
 		return err
 	}
 	var rs []route.Route
 	for _, c := range current {
-		if c.Destination == dst && c.Owner == a.tables.clusterID {
+		if c.Owner == a.tables.clusterID {
 			rs = append(rs, c)
 		}
 	}

@@ -166,7 +166,7 @@ func (t *Tables) List(ctx context.Context) ([]route.Route, error) {
 	}
 	var all []route.Route
 	for _, tb := range tables {
-		rs, err := t.listTable(ctx, tb.ID)
+		rs, err := t.listTable(ctx, tb.ID, netip.Prefix{})
 		if err != nil {
 			return nil, err
 		}
@@ -175,8 +175,9 @@ func (t *Tables) List(ctx context.Context) ([]route.Route, error) {
 	return all, nil
 }
 
-// listTable pages through the custom entries of one table.
-func (t *Tables) listTable(ctx context.Context, table string) ([]route.Route, error) {
+// listTable pages through the custom entries of one table; with a valid
+// dst, only the entries of that destination.
+func (t *Tables) listTable(ctx context.Context, table string, dst netip.Prefix) ([]route.Route, error) {
 	logger := klog.FromContext(ctx)
 	var out []route.Route
 	token := ""
@@ -186,6 +187,9 @@ func (t *Tables) listTable(ctx context.Context, table string) ([]route.Route, er
 		req.RouteEntryType = entryTypeCustom
 		req.MaxResult = requests.NewInteger(maxEntryPage)
 		req.NextToken = token
+		if dst.IsValid() {
+			req.DestinationCidrBlock = dst.String()
+		}
 		resp, err := call(ctx, t.inv, "DescribeRouteEntryList", func() (*vpc.DescribeRouteEntryListResponse, error) {
 			return t.api.DescribeRouteEntryList(req)
 		})
@@ -234,13 +238,31 @@ func parseEntry(table string, e vpc.RouteEntry) (route.Route, bool) {
 	return r, true
 }
 
-// snapshot lists the tables and indexes their entries by destination.
-func (t *Tables) snapshot(ctx context.Context, tables map[string]bool) (map[route.Key]route.Route, error) {
+// filteredLookups is the most destinations of one table that snapshot
+// looks up one by one (DestinationCidrBlock filter) rather than listing the
+// whole table: waiting for the one route of a node should not cost a full
+// listing per poll.
+const filteredLookups = 3
+
+// snapshot lists the entries of the given destinations of each table,
+// indexed by table and destination.
+func (t *Tables) snapshot(ctx context.Context, want map[string][]netip.Prefix) (map[route.Key]route.Route, error) {
 	snap := map[route.Key]route.Route{}
-	for table := range tables {
-		rs, err := t.listTable(ctx, table)
-		if err != nil {
-			return nil, err
+	for table, dsts := range want {
+		var rs []route.Route
+		if len(dsts) <= filteredLookups {
+			for _, dst := range dsts {
+				found, err := t.listTable(ctx, table, dst)
+				if err != nil {
+					return nil, err
+				}
+				rs = append(rs, found...)
+			}
+		} else {
+			var err error
+			if rs, err = t.listTable(ctx, table, netip.Prefix{}); err != nil {
+				return nil, err
+			}
 		}
 		for _, r := range rs {
 			snap[r.Key()] = r
@@ -597,11 +619,11 @@ func (t *Tables) wait(ctx context.Context, rs []route.Route, results []route.Res
 		if !sleepCtx(ctx, min(t.poll.delay(poll), max(deadline.Sub(t.now()), 0))) {
 			break
 		}
-		tables := map[string]bool{}
+		want := map[string][]netip.Prefix{}
 		for i := range verify {
-			tables[rs[i].Table] = true
+			want[rs[i].Table] = append(want[rs[i].Table], rs[i].Destination)
 		}
-		snap, err := t.snapshot(ctx, tables)
+		snap, err := t.snapshot(ctx, want)
 		if err != nil {
 			lastErr = err
 			logger.V(2).Info("Listing route tables while waiting for entries failed", "err", err)
