@@ -102,8 +102,9 @@ func (c *Controller) apply(ctx context.Context, plan Plan, out *outcome) []error
 	return errs
 }
 
-// write calls the table and counts the results. Routes the table did not
-// report on (an interrupted batch) count as failed with the context's error.
+// write calls the table and counts the results, matched to the routes by
+// slot. Routes the table did not report on (an interrupted batch) count as
+// failed, with the context's error when it was cancelled.
 func (c *Controller) write(ctx context.Context, op string, rs []Route) []Result {
 	var results []Result
 	switch op {
@@ -114,13 +115,19 @@ func (c *Controller) write(ctx context.Context, op string, rs []Route) []Result 
 	case OpAdopt:
 		results = c.table.Adopt(ctx, rs)
 	}
+	asked := map[Key]bool{}
+	for _, r := range rs {
+		asked[r.Key()] = true
+	}
 	seen := map[Key]bool{}
-	for i, res := range results {
-		if res.Route.Table == "" && i < len(rs) {
-			// Tolerate implementations that return a bare result.
-			res.Route = rs[i]
-			results[i] = res
+	kept := results[:0]
+	for _, res := range results {
+		if !asked[res.Route.Key()] || seen[res.Route.Key()] {
+			// A result for a route we did not write (or twice): it
+			// cannot be attributed, so it is not trusted.
+			continue
 		}
+		kept = append(kept, res)
 		seen[res.Route.Key()] = true
 		result := "success"
 		if res.Err != nil {
@@ -128,6 +135,7 @@ func (c *Controller) write(ctx context.Context, op string, rs []Route) []Result 
 		}
 		c.metrics.RouteWrites.WithLabelValues(op, result).Inc()
 	}
+	results = kept
 	for _, r := range rs {
 		if !seen[r.Key()] {
 			err := context.Cause(ctx)
