@@ -111,7 +111,13 @@ func (in *Instances) InstanceID(ctx context.Context, n route.NodeRef) (string, e
 	}
 	id := resp.Instances.Instance[0].InstanceId
 	in.mu.Lock()
-	in.byIPs[key] = ipLookup{id: id, at: in.now()}
+	now := in.now()
+	for k, hit := range in.byIPs { // forget expired lookups of departed nodes
+		if now.Sub(hit.at) >= ipLookupTTL {
+			delete(in.byIPs, k)
+		}
+	}
+	in.byIPs[key] = ipLookup{id: id, at: now}
 	in.mu.Unlock()
 	return id, nil
 }
@@ -126,12 +132,14 @@ func ipKey(ips []netip.Addr) string {
 }
 
 // Status returns the status of each instance that still exists, keyed by
-// instance ID, asking ECS for at most 100 IDs per call.
+// instance ID, asking ECS for at most 100 IDs per call. Strings that are not
+// ECS instance IDs are left out of the question (and so of the answer): ECS
+// would refuse the whole call for one malformed ID.
 func (in *Instances) Status(ctx context.Context, ids []string) (map[string]string, error) {
 	unique := make([]string, 0, len(ids))
 	seen := map[string]bool{}
 	for _, id := range ids {
-		if id != "" && !seen[id] {
+		if validResourceID(id, "i-") && !seen[id] {
 			seen[id] = true
 			unique = append(unique, id)
 		}

@@ -64,7 +64,7 @@ func TestInstanceStatusBatchesOf100(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
-	ids := []string{"i-2vcxxr", "i-2vcxxr"}
+	ids := []string{"i-2vcxxr", "i-2vcxxr", "havip-1", ""}
 	for _, inst := range added {
 		ids = append(ids, inst.ID)
 	}
