@@ -68,21 +68,22 @@ func compareClaims(a, b claim) int {
 func resolve(claims []claim) ([]route.Route, []route.Problem) {
 	slices.SortFunc(claims, compareClaims)
 	var taken []claim
-	var problems []route.Problem
 	seen := make(map[string]map[netip.Prefix]bool)
+	// Withheld claims, grouped by object: one problem per object.
+	withheld := make(map[string][]string)
+	withheldNode := make(map[string]string)
+	var order []string
 	for _, c := range claims {
 		if seen[c.node][c.dest] {
 			continue
 		}
-		holder, conflict := firstOverlap(taken, c)
-		if conflict {
-			problems = append(problems, route.Problem{
-				Object: c.object,
-				Node:   c.node,
-				Reason: ReasonOverlappingDestination,
-				Message: fmt.Sprintf("%s destination %s of node %s overlaps %s of node %s (from %s), which claimed it first; no route is published for it.",
-					c.object, c.dest, c.node, holder.dest, holder.node, holder.object),
-			})
+		if holder, conflict := firstOverlap(taken, c); conflict {
+			if _, ok := withheld[c.object]; !ok {
+				order = append(order, c.object)
+			}
+			withheld[c.object] = append(withheld[c.object],
+				fmt.Sprintf("%s overlaps %s of node %s (from %s)", c.dest, holder.dest, holder.node, holder.object))
+			withheldNode[c.object] = c.node
 			continue
 		}
 		taken = append(taken, c)
@@ -90,6 +91,17 @@ func resolve(claims []claim) ([]route.Route, []route.Problem) {
 			seen[c.node] = make(map[netip.Prefix]bool)
 		}
 		seen[c.node][c.dest] = true
+	}
+	problems := make([]route.Problem, 0, len(order))
+	for _, object := range order {
+		node := withheldNode[object]
+		problems = append(problems, route.Problem{
+			Object: object,
+			Node:   node,
+			Reason: ReasonOverlappingDestination,
+			Message: fmt.Sprintf("%s claims destinations for node %s that other nodes claimed first (%s); no route is published for them.",
+				object, node, strings.Join(withheld[object], "; ")),
+		})
 	}
 	routes := make([]route.Route, 0, len(taken))
 	for _, c := range taken {
