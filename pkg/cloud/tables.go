@@ -514,9 +514,10 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 	entries := make([]vpc.DeleteRouteEntriesRouteEntries, 0, len(idx))
 	for _, i := range idx {
 		r := rs[i]
+		// Identified by destination and next hop, not by entry ID: the
+		// entry ID a caller listed may be stale.
 		entries = append(entries, vpc.DeleteRouteEntriesRouteEntries{
 			RouteTableId: table,
-			RouteEntryId: r.EntryID,
 			DstCidrBlock: r.Destination.String(),
 			NextHop:      r.NextHop,
 		})
@@ -679,12 +680,21 @@ func (t *Tables) check(r route.Route, snap map[route.Key]route.Route, writeErr e
 		return false, cur.Status, nil
 	}
 	switch {
+	case present && cur.NextHop != r.NextHop && cur.Status == route.StatusDeleting && errors.Is(writeErr, route.ErrConflict):
+		// The entry in the way is being deleted: see whether the slot
+		// frees up before calling it a conflict.
+		return false, cur.Status, nil
 	case present && cur.NextHop != r.NextHop:
 		if writeErr == nil || !errors.Is(writeErr, route.ErrConflict) {
 			writeErr = fmt.Errorf("destination %s in route table %s is routed to %s by entry %s, not to %s: %w", r.Destination, r.Table, cur.NextHop, cur.EntryID, r.NextHop, route.ErrConflict)
 		}
 		return true, cur.Status, writeErr
 	case !present:
+		if errors.Is(writeErr, route.ErrConflict) {
+			// Refused as a duplicate, but the entry in the way has gone
+			// since (it was being deleted): writing again will do.
+			return true, "", fmt.Errorf("destination %s in route table %s was occupied when written and is free now: %w", r.Destination, r.Table, route.ErrBusy)
+		}
 		if writeErr != nil {
 			return true, "", writeErr
 		}

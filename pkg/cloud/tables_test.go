@@ -453,3 +453,38 @@ func TestDiscoveryPagesThroughTables(t *testing.T) {
 		t.Errorf("DescribeRouteTableList calls = %d, want 2 pages of 50 (the selection is cached)", n)
 	}
 }
+
+func TestCreateOverAnEntryBeingDeletedIsBusyNotConflict(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{
+		TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxs",
+		Status: alisim.StatusDeleting, Until: time.Now().Add(200 * time.Millisecond),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	results := c.Table().Create(c.ctx, podRoutes(alisim.DefaultTableID, "i-2vcxxr", 1))
+	if err := results[0].Err; !errors.Is(err, route.ErrBusy) || errors.Is(err, route.ErrConflict) {
+		t.Fatalf("err = %v, want ErrBusy (retry), not a conflict", err)
+	}
+}
+
+func TestDeleteIgnoresAStaleEntryID(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	old, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Sim.DeleteRoute(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxr"}); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	results := c.Table().Delete(c.ctx, []route.Route{{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHop: "i-2vcxxr", EntryID: old.ID}})
+	resultErrs(t, results)
+	if left := simRoutes(t, ts, alisim.DefaultTableID); len(left) != 0 {
+		t.Errorf("the route (by destination and next hop) is still there: %v", left)
+	}
+}
