@@ -274,6 +274,7 @@ func (t *Tables) snapshot(ctx context.Context, want map[string][]netip.Prefix) (
 // Create writes the routes with the ownership marker of the cluster and
 // waits until they are Available.
 func (t *Tables) Create(ctx context.Context, rs []route.Route) []route.Result {
+	rs = masked(rs)
 	results := make([]route.Result, len(rs))
 	var todo []int
 	for i, r := range rs {
@@ -302,6 +303,19 @@ func (t *Tables) validateCreate(r route.Route) error {
 		return fmt.Errorf("route %s in %s: %w: %w", r.Destination, r.Table, route.ErrInvalid, err)
 	}
 	return nil
+}
+
+// masked returns a copy of rs with masked destinations (10.0.0.5/24 is
+// 10.0.0.0/24 to the VPC), so that results match listed entries.
+func masked(rs []route.Route) []route.Route {
+	out := make([]route.Route, len(rs))
+	for i, r := range rs {
+		if r.Destination.IsValid() {
+			r.Destination = r.Destination.Masked()
+		}
+		out[i] = r
+	}
+	return out
 }
 
 func validateKey(r route.Route) error {
@@ -479,6 +493,7 @@ func allFailed(idx []int, err error) map[int]error {
 // and waits until they are gone. An entry that is already gone counts as
 // deleted.
 func (t *Tables) Delete(ctx context.Context, rs []route.Route) []route.Result {
+	rs = masked(rs)
 	results := make([]route.Result, len(rs))
 	var todo []int
 	for i, r := range rs {
@@ -557,6 +572,7 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 // unmarked entries with ModifyRouteEntry, and waits until they are
 // Available again.
 func (t *Tables) Adopt(ctx context.Context, rs []route.Route) []route.Result {
+	rs = masked(rs)
 	results := make([]route.Result, len(rs))
 	var todo []int
 	for i, r := range rs {
