@@ -22,7 +22,7 @@ const (
 	ReasonInvalidPool = "InvalidPool"
 	// ReasonOutsideClusterCIDR: a destination lies outside every
 	// --cluster-cidr, so the publisher would not own its route.
-	ReasonOutsideClusterCIDR = "OutsideClusterCIDR"
+	ReasonOutsideClusterCIDR = route.ReasonOutsideClusterCIDR
 	// ReasonOverlappingDestination: a destination overlaps the destination
 	// another node claimed first.
 	ReasonOverlappingDestination = "OverlappingDestination"

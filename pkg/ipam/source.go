@@ -9,8 +9,10 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -365,4 +367,23 @@ func (w *poolWatch) list() []*unstructured.Unstructured {
 		}
 	}
 	return out
+}
+
+// SpiderIPPoolServed asks the API server's discovery whether SpiderIPPools
+// are served (the CRD is installed and established). The spiderpool mode
+// cannot start without them; auto mode watches the CRD instead.
+func SpiderIPPoolServed(d discovery.DiscoveryInterface) (bool, error) {
+	list, err := d.ServerResourcesForGroupVersion(SpiderIPPoolGVR.GroupVersion().String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discovering %s: %w", SpiderIPPoolGVR.GroupVersion(), err)
+	}
+	for _, r := range list.APIResources {
+		if r.Name == SpiderIPPoolGVR.Resource {
+			return true, nil
+		}
+	}
+	return false, nil
 }

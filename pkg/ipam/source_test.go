@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -533,5 +534,27 @@ func TestTrimPool(t *testing.T) {
 	}
 	if n, _, _ := unstructured.NestedInt64(got.Object, "status", "allocatedIPCount"); n != 12 {
 		t.Errorf("status.allocatedIPCount = %d, want 12 kept", n)
+	}
+}
+
+func TestSpiderIPPoolServed(t *testing.T) {
+	client := kubefake.NewClientset()
+	fd := client.Discovery().(*fakediscovery.FakeDiscovery)
+	if ok, err := SpiderIPPoolServed(fd); err != nil || ok {
+		t.Errorf("without the CRD: SpiderIPPoolServed = %v, %v; want false, nil", ok, err)
+	}
+	fd.Resources = []*metav1.APIResourceList{{
+		GroupVersion: SpiderIPPoolGVR.GroupVersion().String(),
+		APIResources: []metav1.APIResource{{Name: "spiderippools", Kind: "SpiderIPPool"}, {Name: "spiderippools/status"}},
+	}}
+	if ok, err := SpiderIPPoolServed(fd); err != nil || !ok {
+		t.Errorf("with the CRD: SpiderIPPoolServed = %v, %v; want true, nil", ok, err)
+	}
+	fd.Resources = []*metav1.APIResourceList{{
+		GroupVersion: SpiderIPPoolGVR.GroupVersion().String(),
+		APIResources: []metav1.APIResource{{Name: "spidersubnets", Kind: "SpiderSubnet"}},
+	}}
+	if ok, err := SpiderIPPoolServed(fd); err != nil || ok {
+		t.Errorf("group without pools: SpiderIPPoolServed = %v, %v; want false, nil", ok, err)
 	}
 }
