@@ -243,15 +243,18 @@ func TestCreateRetriesBusyVPC(t *testing.T) {
 	}
 }
 
-func TestCreateRetriesBusyEntriesInTheNextRound(t *testing.T) {
+func TestCreateWaitsOutABusyVPC(t *testing.T) {
 	ts := startSim(t, alisim.Options{WriteBase: 300 * time.Millisecond})
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
-	first := podRoutes(alisim.DefaultTableID, "i-2vcxxr", 2)
-	// Keep the VPC busy with a write in flight: the second create is
-	// refused as busy until the first finished.
-	resultErrs(t, c.Table().Create(c.ctx, first[:1]))
+	rs := podRoutes(alisim.DefaultTableID, "i-2vcxxr", 2)
+	// The first write keeps the VPC busy for 300ms; the VPC also reports
+	// the second write's entry status as busy three times.
+	resultErrs(t, c.Table().Create(c.ctx, rs[:1]))
 	ts.Sim.InjectFault(alisim.Fault{Action: "CreateRouteEntries", Code: alisim.CodeIncorrectRouteEntryStatus, Count: 3})
-	resultErrs(t, c.Table().Create(c.ctx, first[1:]))
+	resultErrs(t, c.Table().Create(c.ctx, rs[1:]))
+	if got := c.counter(t, "calls", "CreateRouteEntries", alisim.CodeIncorrectRouteEntryStatus); got != 3 {
+		t.Errorf("IncorrectRouteEntryStatus answers = %v, want 3", got)
+	}
 	if got := len(simRoutes(t, ts, alisim.DefaultTableID)); got != 2 {
 		t.Errorf("table has %d entries, want 2", got)
 	}
