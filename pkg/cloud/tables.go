@@ -227,10 +227,13 @@ func parseEntry(table string, e vpc.RouteEntry) (route.Route, bool) {
 		Status:      e.Status,
 	}
 	if hops := e.NextHops.NextHop; len(hops) > 0 {
-		r.NextHop = hops[0].NextHopId
+		r.NextHop, r.NextHopType = hops[0].NextHopId, hops[0].NextHopType
 	}
 	if r.NextHop == "" {
 		r.NextHop = e.InstanceId
+	}
+	if r.NextHopType == "" {
+		r.NextHopType = e.NextHopType
 	}
 	if m, ok := route.ParseMarker(e.Description); ok {
 		r.Owner, r.Node = m.Cluster, m.Node

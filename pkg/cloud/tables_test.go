@@ -107,7 +107,9 @@ func TestListPagesBeyond100Entries(t *testing.T) {
 		}
 	}
 	// A non-instance next hop and an IPv6 destination are listed too.
-	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.200.0.0/16"), NextHopType: "HaVip", NextHopID: "havip-1"}); err != nil {
+	// Even with our marker, a non-instance entry must never read as ours.
+	haVipMarker := route.Marker{Cluster: testCluster, Node: "node-havip"}.String()
+	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.200.0.0/16"), NextHopType: "HaVip", NextHopID: "havip-1", Description: haVipMarker}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("2408:4005:3a0:2000::/64"), NextHopID: "i-2vcxxs"}); err != nil {
@@ -138,8 +140,15 @@ func TestListPagesBeyond100Entries(t *testing.T) {
 	if r := byDst[mustPrefix("10.0.5.0/24")]; r.Owner != "" || r.Node != "" {
 		t.Errorf("unmarked entry parsed as %+v", r)
 	}
-	if r := byDst[mustPrefix("10.200.0.0/16")]; r.NextHop != "havip-1" {
+	if r := byDst[mustPrefix("10.200.0.0/16")]; r.NextHop != "havip-1" || r.NextHopType != "HaVip" || r.IsInstance() {
 		t.Errorf("non-instance next hop parsed as %+v", r)
+	}
+	if r := byDst[mustPrefix("10.0.4.0/24")]; r.NextHopType != route.NextHopInstance {
+		t.Errorf("instance entry has next hop type %q, want %q", r.NextHopType, route.NextHopInstance)
+	}
+	policy := route.Policy{ClusterID: testCluster, ClusterCIDRs: []netip.Prefix{mustPrefix("10.0.0.0/8")}}
+	if r := byDst[mustPrefix("10.200.0.0/16")]; policy.Owns(r) {
+		t.Errorf("marked HaVip entry %+v is treated as owned", r)
 	}
 	if r, ok := byDst[mustPrefix("2408:4005:3a0:2000::/64")]; !ok || r.NextHop != "i-2vcxxs" {
 		t.Errorf("IPv6 entry parsed as %+v", r)
