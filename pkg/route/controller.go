@@ -176,6 +176,10 @@ type Controller struct {
 	// state is the per-process memory of the pass loop (convergence
 	// timestamps, warnings already emitted); only the worker touches it.
 	state *passState
+	// noticed records when the informer first delivered a node whose
+	// routes may have changed, so convergence latency starts at the event,
+	// not at the pass that picked it up after the coalescing window.
+	noticed noticedNodes
 }
 
 // New builds a controller. It starts nothing: call Run (leader) or Audit.
@@ -282,11 +286,19 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer queue.ShutDown()
 
 	reg, err := c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { c.Enqueue() },
+		AddFunc: func(obj any) {
+			if n, ok := obj.(*corev1.Node); ok {
+				c.noticed.note(n.Name, c.clock.Now())
+			}
+			c.Enqueue()
+		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*corev1.Node)
 			n, ok2 := newObj.(*corev1.Node)
 			if !ok1 || !ok2 || c.nodeChanged(o, n) {
+				if ok2 {
+					c.noticed.note(n.Name, c.clock.Now())
+				}
 				c.Enqueue()
 			}
 		},

@@ -674,3 +674,35 @@ vpc_route_publisher_route_entries{state="unexpected",table="vtb-1"} 0
 		t.Error(err)
 	}
 }
+
+// Convergence latency is measured from the node event, so it includes the
+// coalescing window and the queue, not only the pass that wrote the route.
+func TestControllerConvergenceStartsAtTheNodeEvent(t *testing.T) {
+	const coalesce = 300 * time.Millisecond
+	h := newHarness(t, nil, withConfig(func(c *Config) { c.Coalesce = coalesce }))
+	h.start()
+	h.settledPass()
+
+	n := testNode("i-late", "10.0.7.0/24")
+	if _, err := h.kube.CoreV1().Nodes().Create(h.ctx, n, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("route of the new node", func() bool { return h.has(entry("vtb-1", "10.0.7.0/24", "i-late")) })
+	h.eventually("one convergence observation", func() bool {
+		return observations(t, h.reg, "vpc_route_publisher_route_convergence_seconds") == 1
+	})
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "vpc_route_publisher_route_convergence_seconds" {
+			continue
+		}
+		if sum := mf.GetMetric()[0].GetHistogram().GetSampleSum(); sum < coalesce.Seconds() {
+			t.Errorf("convergence of the new node = %.3fs, shorter than the %s coalescing window it waited for", sum, coalesce)
+		}
+		return
+	}
+	t.Fatal("convergence histogram not gathered")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
@@ -431,12 +432,16 @@ func (c *Controller) observeConvergence(obs *observation, rep *Report) {
 		before[k] = before[k] && inSyncBefore[d.Key()]
 	}
 	current := map[string]bool{}
+	noticed := c.noticed.take()
 	for _, r := range obs.sourced {
 		k := r.Node + "|" + r.Destination.String()
 		current[k] = true
 		s, ok := c.state.firstSeen[k]
 		if !ok {
 			s = seenRoute{at: now, converged: before[k] && synced[k]}
+			if at, ok := noticed[r.Node]; ok && at.Before(now) {
+				s.at = at
+			}
 		}
 		if !s.converged && synced[k] {
 			c.metrics.Convergence.Observe(now.Sub(s.at).Seconds())
@@ -449,4 +454,32 @@ func (c *Controller) observeConvergence(obs *observation, rep *Report) {
 			delete(c.state.firstSeen, k)
 		}
 	}
+}
+
+// noticedNodes is when node events arrived, between the informer's
+// goroutine that notes them and the worker that takes them.
+type noticedNodes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// note keeps the earliest time a change of the node was seen.
+func (n *noticedNodes) note(node string, at time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.at == nil {
+		n.at = map[string]time.Time{}
+	}
+	if _, ok := n.at[node]; !ok {
+		n.at[node] = at
+	}
+}
+
+// take returns the times noted since the last take and forgets them.
+func (n *noticedNodes) take() map[string]time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at := n.at
+	n.at = nil
+	return at
 }
