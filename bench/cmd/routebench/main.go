@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,12 +32,12 @@ func run() int {
 	fs := pflag.NewFlagSet("routebench", pflag.ContinueOnError)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "Directory with etcd, kube-apiserver and vpc-route-publisher (make tools build).")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Directory for the control plane's data, logs and profiles. Default: a new temporary directory, kept.")
-	fs.IntSliceVar(&cfg.ColdSizes, "cold-sizes", cfg.ColdSizes, "Fleet sizes of the cold-start case (both controllers).")
+	fs.Var(&sizeList{&cfg.ColdSizes}, "cold-sizes", "Comma-separated fleet sizes of the cold-start case, both controllers (empty: none).")
 	fs.IntVar(&cfg.JoinSize, "join-size", cfg.JoinSize, "Fleet size the publisher's join case runs in.")
 	fs.IntVar(&cfg.Joins, "joins", cfg.Joins, "Nodes that join one at a time in the publisher's join case (0: skip).")
 	fs.IntVar(&cfg.UpstreamJoinSize, "upstream-join-size", cfg.UpstreamJoinSize, "Fleet size the upstream controller's join case runs in.")
 	fs.IntVar(&cfg.UpstreamJoins, "upstream-joins", cfg.UpstreamJoins, "Nodes that join one at a time in the upstream join case (0: skip); each takes up to a reconcile period.")
-	fs.IntSliceVar(&cfg.CostSizes, "cost-sizes", cfg.CostSizes, "Fleet sizes at which the publisher's CPU and memory are measured.")
+	fs.Var(&sizeList{&cfg.CostSizes}, "cost-sizes", "Comma-separated fleet sizes at which the publisher's CPU and memory are measured (empty: none).")
 	fs.DurationVar(&cfg.Model.Base, "write-base", cfg.Model.Base, "Latency model: time a route write keeps its VPC busy, per call.")
 	fs.DurationVar(&cfg.Model.PerEntry, "write-per-entry", cfg.Model.PerEntry, "Latency model: additional busy time per entry written.")
 	fs.DurationVar(&cfg.ListLatency, "list-latency", cfg.ListLatency, "Latency model: fixed cost of every read call.")
@@ -46,6 +48,7 @@ func run() int {
 	fs.DurationVar(&cfg.PublisherTimeout, "publisher-timeout", cfg.PublisherTimeout, "Bound of each publisher cold start.")
 	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", cfg.UpstreamTimeout, "Bound of each upstream cold start; beyond it the result is reported as '>' with the rate reached.")
 	fs.BoolVar(&cfg.SkipUpstream, "skip-upstream", cfg.SkipUpstream, "Measure the publisher only.")
+	fs.BoolVar(&cfg.SkipPublisher, "skip-publisher", cfg.SkipPublisher, "Measure the upstream route controller only.")
 	fs.StringArrayVar(&cfg.PublisherArgs, "publisher-arg", nil, "Extra argument for vpc-route-publisher run (repeatable), e.g. --publisher-arg=--sync-coalesce=200ms.")
 	fs.IntVar(&cfg.RegisterConcurrency, "register-concurrency", cfg.RegisterConcurrency, "Node writes in flight while the fleet is registered.")
 	deadline := fs.Duration("deadline", 45*time.Minute, "Bound of the whole run.")
@@ -108,3 +111,33 @@ func run() int {
 	}
 	return 0
 }
+
+// sizeList is a comma-separated list of fleet sizes; unlike pflag's int
+// slice it accepts an empty value, meaning none.
+type sizeList struct{ v *[]int }
+
+func (l *sizeList) String() string {
+	parts := make([]string, 0, len(*l.v))
+	for _, n := range *l.v {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *sizeList) Set(s string) error {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q is not a positive fleet size", f)
+		}
+		out = append(out, n)
+	}
+	*l.v = out
+	return nil
+}
+
+func (l *sizeList) Type() string { return "sizes" }

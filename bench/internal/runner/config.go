@@ -55,8 +55,10 @@ type Config struct {
 	// reached.
 	PublisherTimeout time.Duration
 	UpstreamTimeout  time.Duration
-	// SkipUpstream runs the publisher only.
-	SkipUpstream bool
+	// SkipUpstream runs the publisher only; SkipPublisher the upstream
+	// controller only.
+	SkipUpstream  bool
+	SkipPublisher bool
 
 	// PublisherArgs are appended to the publisher's command line.
 	PublisherArgs []string
@@ -143,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.ResyncPeriod <= 0 || c.SteadyResyncs < 1 || c.UpstreamPeriod <= 0 || c.UpstreamSteadyPeriods < 1 {
 		return fmt.Errorf("resync periods and steady windows must be positive")
+	}
+	if c.SkipUpstream && c.SkipPublisher {
+		return fmt.Errorf("nothing to measure: both contestants skipped")
 	}
 	if c.PublisherTimeout <= 0 || c.UpstreamTimeout <= 0 {
 		return fmt.Errorf("timeouts must be positive")

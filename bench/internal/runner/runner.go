@@ -61,7 +61,11 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) setup(ctx context.Context) error {
-	for _, bin := range []string{"etcd", "kube-apiserver", "vpc-route-publisher"} {
+	bins := []string{"etcd", "kube-apiserver"}
+	if !b.cfg.SkipPublisher {
+		bins = append(bins, "vpc-route-publisher")
+	}
+	for _, bin := range bins {
 		if st, err := os.Stat(filepath.Join(b.cfg.BinDir, bin)); err != nil || st.IsDir() {
 			return fmt.Errorf("%s missing from %s (run `make tools build`)", bin, b.cfg.BinDir)
 		}
@@ -107,7 +111,7 @@ func (b *bench) cases(ctx context.Context) error {
 		cold := slices.Contains(b.cfg.ColdSizes, n)
 		cost := slices.Contains(b.cfg.CostSizes, n)
 		join := b.cfg.Joins > 0 && n == b.cfg.JoinSize
-		if cold || cost || join {
+		if !b.cfg.SkipPublisher && (cold || cost || join) {
 			if err := b.publisherSession(ctx, n, sessionCases{cold: cold, cost: cost, join: join, steady: join || cost}); err != nil {
 				return fmt.Errorf("publisher with %d nodes: %w", n, err)
 			}
