@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/ipam"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// Defaults of the command's own flags.
+const (
+	defaultMetricsAddr    = ":10290"
+	defaultHealthAddr     = ":10291"
+	defaultLeaseDuration  = 15 * time.Second
+	defaultRenewDeadline  = 10 * time.Second
+	defaultRetryPeriod    = 2 * time.Second
+	defaultLeaseName      = "vpc-route-publisher"
+	defaultLeaseNamespace = "kube-system"
+)
+
+// commonOptions are the flags of run and audit: where the desired state
+// comes from, what is ours, and how to reach the cloud.
+type commonOptions struct {
+	kubeconfig string
+	cidrSource string
+	route      *route.Options
+	cloud      *cloud.Options
+}
+
+func newCommonOptions() commonOptions {
+	return commonOptions{
+		cidrSource: string(ipam.ModeAuto),
+		route:      route.NewOptions(),
+		cloud:      cloud.NewOptions(),
+	}
+}
+
+func (o *commonOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file; empty uses the in-cluster service account.")
+	fs.StringVar(&o.cidrSource, "cidr-source", o.cidrSource, "Where node pod CIDRs come from: nodes (spec.podCIDRs, host-local IPAM), spiderpool (per-node SpiderIPPools), or auto (spec.podCIDRs, with SpiderIPPools checked against them when the CRD exists).")
+	o.route.AddPolicyFlags(fs)
+	o.cloud.AddFlags(fs)
+}
+
+// validated is a checked configuration of run or audit.
+type validated struct {
+	mode ipam.Mode
+	cfg  route.Config
+}
+
+func (o *commonOptions) validate() (validated, error) {
+	mode, err := ipam.ParseMode(o.cidrSource)
+	if err != nil {
+		return validated{}, fmt.Errorf("--cidr-source: %w", err)
+	}
+	cfg, err := o.route.Config()
+	if err != nil {
+		return validated{}, err
+	}
+	if err := o.cloud.Validate(); err != nil {
+		return validated{}, err
+	}
+	return validated{mode: mode, cfg: cfg}, nil
+}
+
+// runOptions are the flags of run.
+type runOptions struct {
+	commonOptions
+	metricsAddr    string
+	healthAddr     string
+	leaderElect    bool
+	leaseDuration  time.Duration
+	renewDeadline  time.Duration
+	retryPeriod    time.Duration
+	leaseName      string
+	leaseNamespace string
+}
+
+func newRunOptions(getenv func(string) string) *runOptions {
+	ns := getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = defaultLeaseNamespace
+	}
+	return &runOptions{
+		commonOptions:  newCommonOptions(),
+		metricsAddr:    defaultMetricsAddr,
+		healthAddr:     defaultHealthAddr,
+		leaderElect:    true,
+		leaseDuration:  defaultLeaseDuration,
+		renewDeadline:  defaultRenewDeadline,
+		retryPeriod:    defaultRetryPeriod,
+		leaseName:      defaultLeaseName,
+		leaseNamespace: ns,
+	}
+}
+
+func (o *runOptions) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name+" run", pflag.ContinueOnError)
+	o.addFlags(fs)
+	o.route.AddRunFlags(fs)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", o.metricsAddr, "Address serving Prometheus metrics at /metrics.")
+	fs.StringVar(&o.healthAddr, "health-bind-address", o.healthAddr, "Address serving /healthz (alive) and /readyz (caches synced and cloud credentials accepted).")
+	fs.BoolVar(&o.leaderElect, "leader-elect", o.leaderElect, "Elect a leader with a Lease so that only one replica writes routes; followers keep their caches warm.")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", o.leaseDuration, "How long followers wait after the last renewal before taking the lease over.")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", o.renewDeadline, "How long the leader keeps retrying to renew the lease before it stops leading.")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", o.retryPeriod, "How often candidates try to acquire and the leader to renew the lease.")
+	fs.StringVar(&o.leaseName, "leader-elect-resource-name", o.leaseName, "Name of the Lease object used for leader election.")
+	fs.StringVar(&o.leaseNamespace, "leader-elect-resource-namespace", o.leaseNamespace, "Namespace of the Lease object; the default is $POD_NAMESPACE when set, else kube-system.")
+	addKlogFlags(fs)
+	return fs
+}
+
+func (o *runOptions) validate() (validated, error) {
+	v, err := o.commonOptions.validate()
+	if err != nil {
+		return validated{}, err
+	}
+	for flagName, addr := range map[string]string{"--metrics-bind-address": o.metricsAddr, "--health-bind-address": o.healthAddr} {
+		if err := validateBindAddress(addr); err != nil {
+			return validated{}, fmt.Errorf("%s: %w", flagName, err)
+		}
+	}
+	if o.metricsAddr == o.healthAddr {
+		return validated{}, fmt.Errorf("--metrics-bind-address and --health-bind-address must differ, both are %q", o.metricsAddr)
+	}
+	if !o.leaderElect {
+		return v, nil
+	}
+	switch {
+	case o.retryPeriod <= 0:
+		return validated{}, fmt.Errorf("--leader-elect-retry-period must be positive, not %v", o.retryPeriod)
+	case float64(o.renewDeadline) <= leaderelection.JitterFactor*float64(o.retryPeriod):
+		return validated{}, fmt.Errorf("--leader-elect-renew-deadline (%v) must be longer than %v times --leader-elect-retry-period (%v)", o.renewDeadline, leaderelection.JitterFactor, o.retryPeriod)
+	case o.leaseDuration <= o.renewDeadline:
+		return validated{}, fmt.Errorf("--leader-elect-lease-duration (%v) must be longer than --leader-elect-renew-deadline (%v)", o.leaseDuration, o.renewDeadline)
+	case o.leaseName == "":
+		return validated{}, errors.New("--leader-elect-resource-name must not be empty")
+	case o.leaseNamespace == "":
+		return validated{}, errors.New("--leader-elect-resource-namespace must not be empty")
+	}
+	return v, nil
+}
+
+// Audit output formats.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+	outputYAML  = "yaml"
+)
+
+// auditOptions are the flags of audit.
+type auditOptions struct {
+	commonOptions
+	output string
+}
+
+func newAuditOptions() *auditOptions {
+	return &auditOptions{commonOptions: newCommonOptions(), output: outputTable}
+}
+
+func (o *auditOptions) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name+" audit", pflag.ContinueOnError)
+	o.addFlags(fs)
+	fs.StringVarP(&o.output, "output", "o", o.output, "Output format: table, json or yaml.")
+	addKlogFlags(fs)
+	return fs
+}
+
+func (o *auditOptions) validate() (validated, error) {
+	switch o.output {
+	case outputTable, outputJSON, outputYAML:
+	default:
+		return validated{}, fmt.Errorf("--output must be table, json or yaml, not %q", o.output)
+	}
+	return o.commonOptions.validate()
+}
+
+// addKlogFlags registers klog's flags (-v, --vmodule, ...).
+func addKlogFlags(fs *pflag.FlagSet) {
+	gofs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(gofs)
+	fs.AddGoFlagSet(gofs)
+}
+
+// validateBindAddress accepts host:port with an optional host and a
+// numeric port.
+func validateBindAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}
+
+// parseFlags parses a subcommand's flags. It returns done=true with the exit
+// code when the command must stop: after --help (0) or on a bad flag (2).
+func parseFlags(fs *pflag.FlagSet, args []string, cmd string, stdout, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		fmt.Fprintf(stdout, "Usage:\n  %s %s [flags]\n\nFlags:\n%s", name, cmd, fs.FlagUsages())
+		return exitOK, true
+	case err != nil:
+		usageError(stderr, cmd, err)
+		return exitUsage, true
+	case fs.NArg() > 0:
+		usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return exitUsage, true
+	}
+	return exitOK, false
+}
+
+// usageError prints a configuration error as one sentence.
+func usageError(stderr io.Writer, cmd string, err error) {
+	fmt.Fprintf(stderr, "%s %s: %s (see %s %s --help).\n", name, cmd, strings.TrimSuffix(err.Error(), "."), name, cmd)
+}

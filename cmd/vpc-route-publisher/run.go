@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/ipam"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/version"
+)
+
+// configError is a failure the configuration must fix (exit code 2), as
+// opposed to a runtime failure (exit code 1).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
+	o := newRunOptions(e.getenv)
+	if code, done := parseFlags(o.flagSet(), args, "run", stdout, stderr); done {
+		return code
+	}
+	v, err := o.validate()
+	if err != nil {
+		usageError(stderr, "run", err)
+		return exitUsage
+	}
+	clients, err := e.clients(o.kubeconfig)
+	if err != nil {
+		usageError(stderr, "run", err)
+		return exitUsage
+	}
+	if err := runController(ctx, o, v, clients, e); err != nil {
+		if errors.As(err, new(configError)) {
+			usageError(stderr, "run", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stderr, "%s run: %s.\n", name, strings.TrimSuffix(err.Error(), "."))
+		return exitFailure
+	}
+	return exitOK
+}
+
+// runController runs the publisher until ctx is cancelled. It returns nil
+// after a clean shutdown.
+func runController(ctx context.Context, o *runOptions, v validated, c *kubeClients, e env) error {
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting", "version", version.Get(), "cidrSource", v.mode, "clusterID", v.cfg.Policy.ClusterID,
+		"clusterCIDRs", v.cfg.Policy.ClusterCIDRs, "dryRun", v.cfg.DryRun, "leaderElect", o.leaderElect)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if v.mode == ipam.ModeSpiderpool {
+		if err := requireSpiderIPPools(c.kube.Discovery()); err != nil {
+			return err
+		}
+	}
+
+	reg, err := newRegistry()
+	if err != nil {
+		return err
+	}
+	metrics, err := route.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering the route metrics: %w", err)
+	}
+	cloudMetrics := &lateGatherer{}
+	health := newCloudHealth()
+	ready := newReadiness()
+
+	healthSrv, err := serve(ctx, "health", o.healthAddr, healthMux(ready), e.listening)
+	if err != nil {
+		return err
+	}
+	defer healthSrv.shutdown(ctx)
+	metricsSrv, err := serve(ctx, "metrics", o.metricsAddr, metricsMux(prometheus.Gatherers{reg, cloudMetrics}), e.listening)
+	if err != nil {
+		return err
+	}
+	defer metricsSrv.shutdown(ctx)
+
+	// Informers run on every replica, so that a follower taking the lease
+	// over starts with warm caches.
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(stripManagedFields))
+	nodes := factory.Core().V1().Nodes()
+	var controller atomic.Pointer[route.Controller]
+	src, err := ipam.New(v.mode, nodes, c.dynamic, ipam.Options{ClusterCIDRs: v.cfg.Policy.ClusterCIDRs}, func() {
+		if ctl := controller.Load(); ctl != nil {
+			ctl.Enqueue()
+		}
+	})
+	if err != nil {
+		return configError{fmt.Errorf("--cidr-source=%s: %w", v.mode, err)}
+	}
+	ready.add("informers", func() error {
+		if !src.HasSynced() {
+			return errors.New("caches not synced yet")
+		}
+		return nil
+	})
+	ready.add("cloud", health.check)
+	factory.Start(ctx.Done())
+	defer func() {
+		cancel()
+		factory.Shutdown()
+	}()
+	src.Start(ctx)
+
+	access, err := connectCloud(ctx, o.cloud, v.cfg.Policy.ClusterID, cloudMetrics, health, e)
+	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info("Stopped before connecting to the cloud")
+			return nil
+		}
+		return err
+	}
+	ctl, err := route.New(v.cfg, route.Deps{
+		Kube:      c.kube,
+		Nodes:     nodes,
+		Source:    src,
+		Table:     probedTable{Table: access.table, health: health},
+		Instances: probedInstances{Instances: access.instances, health: health},
+		Metrics:   metrics,
+		Synced:    []cache.InformerSynced{src.HasSynced},
+	})
+	if err != nil {
+		return configError{err}
+	}
+	controller.Store(ctl)
+
+	if o.leaderElect {
+		err = runLeading(ctx, election{
+			client:        c.election,
+			namespace:     o.leaseNamespace,
+			name:          o.leaseName,
+			identity:      leaseIdentity(),
+			leaseDuration: o.leaseDuration,
+			renewDeadline: o.renewDeadline,
+			retryPeriod:   o.retryPeriod,
+		}, ctl.Run)
+	} else {
+		err = ctl.Run(ctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("route controller: %w", err)
+	}
+	logger.Info("Stopped")
+	return nil
+}
+
+// connectCloud connects to the cloud, retrying with backoff as long as the
+// failure may go away by itself (credentials rejected or not yet mounted,
+// network, throttling); /readyz says why meanwhile. Any other failure is a
+// configuration error.
+func connectCloud(ctx context.Context, opts *cloud.Options, clusterID string, metrics *lateGatherer, health *cloudHealth, e env) (*cloudAccess, error) {
+	logger := klog.FromContext(ctx)
+	backoff := e.connectBackoff
+	for {
+		// A registry per attempt: a failed attempt may have registered
+		// its metrics already.
+		reg := prometheus.NewRegistry()
+		access, err := e.connect(ctx, opts, clusterID, reg)
+		if err == nil {
+			metrics.set(reg)
+			health.set(nil)
+			return access, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !transientCloudError(err) {
+			return nil, configError{fmt.Errorf("connecting to Alibaba Cloud: %w", err)}
+		}
+		if errors.Is(err, route.ErrUnauthorized) {
+			health.set(fmt.Errorf("credentials rejected: %w", err))
+		} else {
+			health.set(fmt.Errorf("connecting: %w", err))
+		}
+		delay := backoff.Step()
+		logger.Error(err, "Connecting to Alibaba Cloud failed; retrying", "retryAfter", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+func transientCloudError(err error) bool {
+	return errors.Is(err, route.ErrUnauthorized) || errors.Is(err, cloud.ErrNetwork) ||
+		route.Retryable(err) || errors.As(err, new(*cloud.CredentialError))
+}
+
+// requireSpiderIPPools fails unless SpiderIPPools are served: the
+// spiderpool source cannot sync without them.
+func requireSpiderIPPools(d discovery.DiscoveryInterface) error {
+	ok, err := ipam.SpiderIPPoolServed(d)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return configError{fmt.Errorf("--cidr-source=spiderpool but the API server does not serve %s (is the %s CRD installed?)",
+			ipam.SpiderIPPoolGVR.GroupVersion().WithResource(ipam.SpiderIPPoolGVR.Resource), ipam.SpiderIPPoolCRDName)}
+	}
+	return nil
+}
+
+// stripManagedFields drops managed fields from cached objects: the
+// publisher never reads them and they are a large part of a Node.
+func stripManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
