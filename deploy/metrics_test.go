@@ -1,0 +1,117 @@
+package deploy
+
+import (
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
+)
+
+// recordingRegisterer records the names of the metrics registered into it.
+type recordingRegisterer struct{ names map[string]bool }
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		c.Describe(ch)
+		close(ch)
+	}()
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			r.names[m[1]] = true
+		}
+	}
+	return nil
+}
+
+func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = r.Register(c)
+	}
+}
+
+func (r *recordingRegisterer) Unregister(prometheus.Collector) bool { return false }
+
+// codeMetrics returns the publisher's own metric names: those pkg/route
+// registers, and those pkg/cloud declares (its metrics are only built by a
+// connected client, so they are read from its source).
+func codeMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := &recordingRegisterer{names: map[string]bool{}}
+	if _, err := route.NewMetrics(reg); err != nil {
+		t.Fatalf("route.NewMetrics: %v", err)
+	}
+	src, err := os.ReadFile("../pkg/cloud/metrics.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for n := range reg.names {
+		if strings.HasPrefix(n, "vpc_route_publisher_") {
+			names[n] = true
+		}
+	}
+	cloud := regexp.MustCompile(`Name:\s+"([a-z_]+)"`).FindAllSubmatch(src, -1)
+	if len(cloud) == 0 {
+		t.Fatal("found no metric in pkg/cloud/metrics.go")
+	}
+	for _, m := range cloud {
+		names["vpc_route_publisher_"+string(m[1])] = true
+	}
+	return names
+}
+
+// TestMetricsReferenceMatchesCode checks that the README's metrics reference
+// lists exactly the metrics the code exports, and that the alerting rules
+// and the dashboard only query metrics that exist.
+func TestMetricsReferenceMatchesCode(t *testing.T) {
+	code := codeMetrics(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(vpc_route_publisher_[a-z_]+)` \\|").FindAllSubmatch(readme, -1) {
+		documented[string(m[1])] = true
+	}
+	for n := range code {
+		if !documented[n] {
+			t.Errorf("the code exports %s, which the README's metrics reference does not list", n)
+		}
+	}
+	for n := range documented {
+		if !code[n] {
+			t.Errorf("the README's metrics reference lists %s, which the code does not export", n)
+		}
+	}
+
+	used := regexp.MustCompile(`vpc_route_publisher_[a-z_]+`)
+	for _, f := range []string{rulesSource, byteCopies[1][0]} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range used.FindAllString(string(b), -1) {
+			base := m
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if trimmed, ok := strings.CutSuffix(m, suffix); ok && code[trimmed] {
+					base = trimmed
+				}
+			}
+			if !code[base] {
+				t.Errorf("%s queries %s, which the code does not export", f, m)
+			}
+		}
+	}
+	if want := 17; len(code) != want {
+		t.Errorf("the code exports %d metrics (%v), the contract has %d", len(code), slices.Sorted(maps.Keys(code)), want)
+	}
+}
