@@ -1,12 +1,16 @@
 package deploy
 
 import (
+	"context"
 	"maps"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -113,5 +117,53 @@ func TestMetricsReferenceMatchesCode(t *testing.T) {
 	}
 	if want := 17; len(code) != want {
 		t.Errorf("the code exports %d metrics (%v), the contract has %d", len(code), slices.Sorted(maps.Keys(code)), want)
+	}
+}
+
+// klogFlag reports whether a flag of the command line is one of klog's.
+func klogFlag(name string) bool {
+	return strings.Contains(name, "_") || slices.Contains([]string{"v", "vmodule", "logtostderr", "alsologtostderr", "alsologtostderrthreshold", "stderrthreshold"}, name)
+}
+
+// TestEveryFlagIsDocumentedAndAChartValue builds the publisher, reads the
+// flags of `run` from its help, and checks that each one is in the README's
+// configuration reference and on the chart's command line.
+func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the publisher")
+	}
+	bin := filepath.Join(t.TempDir(), "vpc-route-publisher")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/vpc-route-publisher")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the publisher: %v\n%s", err, out)
+	}
+	help, _ := run(t, bin, "run", "--help") // --help may exit non-zero; the text is what matters
+	flags := regexp.MustCompile(`(?m)^\s+(?:-[a-z], )?--([a-z0-9_-]+)`).FindAllSubmatch(help, -1)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := os.ReadFile("helm/vpc-route-publisher/templates/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range flags {
+		name := string(f[1])
+		if klogFlag(name) || name == "help" {
+			continue
+		}
+		n++
+		if !regexp.MustCompile("(?m)^\\|[^\n]*`--" + regexp.QuoteMeta(name) + "`").Match(readme) {
+			t.Errorf("flag --%s is not in the README's configuration reference", name)
+		}
+		if !strings.Contains(string(chart), "- --"+name+"=") {
+			t.Errorf("flag --%s is not on the chart's command line", name)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("found only %d flags in `run --help`:\n%s", n, help)
 	}
 }
