@@ -21,9 +21,10 @@ func (r *Results) Report(w io.Writer, cfg Config) error {
 
 	p("\nModel: each write keeps the VPC busy %v + %v × entries (≤%d entries per call), one write in flight per VPC; reads cost %v.\n",
 		cfg.Model.Base, cfg.Model.PerEntry, cfg.Model.MaxBatch, cfg.ListLatency)
-	p("\nCold start\tN\tpublisher\tupstream\tlower bound\tpublisher/bound\tspeed-up\n")
+	p("\nCold start\tN\tpublisher\t(routes / conditions)\tupstream\t(routes / conditions)\tlower bound\tpublisher/bound\tspeed-up\n")
 	for _, c := range r.Cold {
-		p("\t%d\t%s\t%s\t%s\t%s\t%s\n", c.N, runCell(c.Publisher), runCell(c.Upstream), secs(c.Bound), ratioCell(c.Publisher, c.Bound), speedupCell(c))
+		p("\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.N, runCell(c.Publisher), splitCell(c.Publisher), runCell(c.Upstream), splitCell(c.Upstream),
+			secs(c.Bound), ratioCell(c.Publisher, c.Bound), speedupCell(c))
 	}
 	p("\nCloud API calls\tN\tcontestant\tcalls by action\terrors\n")
 	for _, c := range r.Cold {
@@ -91,16 +92,23 @@ func (r *Results) Lines() []string {
 		}
 		kv = append(kv, fmt.Sprintf("bound_s=%.1f", c.Bound.Seconds()))
 		if c.Publisher != nil && c.Publisher.Outcome.Converged && c.Bound > 0 {
-			kv = append(kv, fmt.Sprintf("ratio_to_bound=%.2f", c.Publisher.Outcome.Elapsed.Seconds()/c.Bound.Seconds()))
+			o := c.Publisher.Outcome
+			kv = append(kv, fmt.Sprintf("ratio_to_bound=%.2f routes_ratio_to_bound=%.2f", o.Elapsed.Seconds()/c.Bound.Seconds(), o.RoutesDone.Seconds()/c.Bound.Seconds()))
 		}
 		if s := speedupCell(c); s != "-" {
 			kv = append(kv, "speedup="+strings.TrimSuffix(s, "×"))
 		}
-		if c.Publisher != nil {
-			kv = append(kv, fmt.Sprintf("publisher_writes=%d publisher_calls=%d", c.Publisher.Calls.Writes(), total(c.Publisher.Calls)))
-		}
-		if c.Upstream != nil {
-			kv = append(kv, fmt.Sprintf("upstream_writes=%d upstream_calls=%d", c.Upstream.Calls.Writes(), total(c.Upstream.Calls)))
+		for _, run := range []struct {
+			who string
+			r   *ColdRun
+		}{{whoPublisher, c.Publisher}, {whoUpstream, c.Upstream}} {
+			if run.r == nil {
+				continue
+			}
+			if o := run.r.Outcome; o.Converged {
+				kv = append(kv, fmt.Sprintf("%s_routes_s=%.1f %s_conditions_s=%.1f", run.who, o.RoutesDone.Seconds(), run.who, o.NodesDone.Seconds()))
+			}
+			kv = append(kv, fmt.Sprintf("%s_writes=%d %s_calls=%d", run.who, run.r.Calls.Writes(), run.who, total(run.r.Calls)))
 		}
 		out = append(out, strings.Join(kv, " "))
 	}
@@ -160,6 +168,15 @@ func runCell(r *ColdRun) string {
 		cell += fmt.Sprintf(", ~%s extrapolated", secs(e))
 	}
 	return cell
+}
+
+// splitCell shows when the last route became Available and when the last
+// condition was cleared.
+func splitCell(r *ColdRun) string {
+	if r == nil || !r.Outcome.Converged {
+		return "-"
+	}
+	return secs(r.Outcome.RoutesDone) + " / " + secs(r.Outcome.NodesDone)
 }
 
 func ratioCell(r *ColdRun, bound time.Duration) string {

@@ -15,7 +15,7 @@ func sampleResults() *Results {
 	return &Results{
 		Cold: []*ColdResult{{
 			N: 1000, Bound: cfg.Model.LowerBound(1000),
-			Publisher: &ColdRun{Outcome: tracker.Outcome{Converged: true, Routes: 1000, Nodes: 1000, Total: 1000, Elapsed: 6600 * time.Millisecond},
+			Publisher: &ColdRun{Outcome: tracker.Outcome{Converged: true, Routes: 1000, Nodes: 1000, Total: 1000, Elapsed: 6600 * time.Millisecond, RoutesDone: 6100 * time.Millisecond, NodesDone: 6600 * time.Millisecond},
 				Calls: cloudsim.Calls{"CreateRouteEntries": 20, "DescribeRouteEntryList": 40}},
 			Upstream: &ColdRun{Outcome: tracker.Outcome{Routes: 250, Total: 1000, RoutesDone: 60 * time.Second, Elapsed: 66 * time.Second},
 				Calls: cloudsim.Calls{"CreateRouteEntries": 250}, Errors: map[string]int{"CreateRouteEntries/TaskConflict": 7}},
@@ -37,8 +37,8 @@ func sampleResults() *Results {
 func TestLines(t *testing.T) {
 	got := strings.Join(sampleResults().Lines(), "\n")
 	for _, want := range []string{
-		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=240.0 bound_s=6.0 ratio_to_bound=1.10 speedup=>10.0 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
-		"bench cold N=5000 publisher_s=33.0 bound_s=30.0 ratio_to_bound=1.10 publisher_writes=0 publisher_calls=0",
+		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=240.0 bound_s=6.0 ratio_to_bound=1.10 routes_ratio_to_bound=1.02 speedup=>10.0 publisher_routes_s=6.1 publisher_conditions_s=6.6 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
+		"bench cold N=5000 publisher_s=33.0 bound_s=30.0 ratio_to_bound=1.10 routes_ratio_to_bound=0.00 publisher_routes_s=0.0 publisher_conditions_s=0.0 publisher_writes=0 publisher_calls=0",
 		"bench join N=1000 p50_s=0.60 p99_s=0.90 samples=2 target_p99_s=1.70",
 		"bench join N=200 upstream_p50_s=5.00 upstream_p99_s=5.00 upstream_samples=1",
 		"bench steady N=1020 writes_per_resync=0.00 lists_per_resync=1.00 list_calls_per_resync=11.00 resyncs=6.0",
