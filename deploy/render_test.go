@@ -21,6 +21,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -860,5 +864,80 @@ func TestDashboard(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Errorf("dashboard uses only %d metrics", len(seen))
+	}
+}
+
+// typed returns an empty typed object for the kinds whose schema is known
+// here, so that rendered objects can be decoded strictly: a misspelt or
+// misplaced field fails the test instead of being dropped by the API server.
+func typed(kind string) any {
+	switch kind {
+	case "Deployment":
+		return &appsv1.Deployment{}
+	case "PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "Service":
+		return &corev1.Service{}
+	case "ServiceAccount":
+		return &corev1.ServiceAccount{}
+	case "ConfigMap":
+		return &corev1.ConfigMap{}
+	case "Secret":
+		return &corev1.Secret{}
+	case "ClusterRole":
+		return &rbacv1.ClusterRole{}
+	case "ClusterRoleBinding":
+		return &rbacv1.ClusterRoleBinding{}
+	case "Role":
+		return &rbacv1.Role{}
+	case "RoleBinding":
+		return &rbacv1.RoleBinding{}
+	}
+	return nil
+}
+
+// TestRenderedObjectsDecodeStrictly decodes every rendered core object into
+// its Kubernetes type with unknown fields disallowed.
+func TestRenderedObjectsDecodeStrictly(t *testing.T) {
+	helm := tool(t, "helm")
+	out, err := helmTemplate(t, helm, "testdata/values-example.yaml", "testdata/values-monitoring.yaml",
+		"testdata/values-rrsa.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := parseManifests(t, out)
+	for _, mode := range []string{"secret", "cloudConfig", "ramRole"} {
+		out, err := helmTemplate(t, helm, "testdata/values-example.yaml")
+		if mode != "secret" {
+			out, err = run(t, helm, "template", "vpc-route-publisher", "helm/vpc-route-publisher", "--namespace", "kube-system",
+				"--kube-version", kubeVersion, "--values", "testdata/values-example.yaml", "--set", "credentials.mode="+mode,
+				"--set", "credentials.cloudConfig.kind=Secret")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, o := range parseManifests(t, out) {
+			objs[mode+":"+k] = o
+		}
+	}
+	checked := 0
+	for key, o := range objs {
+		target := typed(fmt.Sprint(o["kind"]))
+		if target == nil {
+			continue
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(target); err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+		checked++
+	}
+	if checked < 20 {
+		t.Fatalf("decoded only %d objects", checked)
 	}
 }
