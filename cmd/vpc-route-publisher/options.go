@@ -132,7 +132,7 @@ func (o *runOptions) validate() (validated, error) {
 			return validated{}, fmt.Errorf("%s: %w", flagName, err)
 		}
 	}
-	if o.metricsAddr == o.healthAddr {
+	if o.metricsAddr == o.healthAddr && !strings.HasSuffix(o.metricsAddr, ":0") {
 		return validated{}, fmt.Errorf("--metrics-bind-address and --health-bind-address must differ, both are %q", o.metricsAddr)
 	}
 	if !o.leaderElect {
