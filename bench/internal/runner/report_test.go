@@ -17,7 +17,8 @@ func sampleResults() *Results {
 			N: 1000, Bound: cfg.Model.LowerBound(1000),
 			Publisher: &ColdRun{Outcome: tracker.Outcome{Converged: true, Routes: 1000, Nodes: 1000, Total: 1000, Elapsed: 6600 * time.Millisecond, RoutesDone: 6100 * time.Millisecond, NodesDone: 6600 * time.Millisecond},
 				Calls: cloudsim.Calls{"CreateRouteEntries": 20, "DescribeRouteEntryList": 40}},
-			Upstream: &ColdRun{Outcome: tracker.Outcome{Routes: 250, Total: 1000, RoutesDone: 60 * time.Second, Elapsed: 66 * time.Second},
+			Upstream: &ColdRun{Outcome: tracker.Outcome{Routes: 250, Total: 1000, RoutesDone: 60 * time.Second, Elapsed: 66 * time.Second,
+				Progress: []tracker.Point{{At: 10 * time.Second, Routes: 50}, {At: 40 * time.Second, Routes: 200}, {At: 60 * time.Second, Routes: 250}}},
 				Calls: cloudsim.Calls{"CreateRouteEntries": 250}, Errors: map[string]int{"CreateRouteEntries/TaskConflict": 7}},
 		}, {
 			N: 5000, Bound: cfg.Model.LowerBound(5000),
@@ -37,7 +38,7 @@ func sampleResults() *Results {
 func TestLines(t *testing.T) {
 	got := strings.Join(sampleResults().Lines(), "\n")
 	for _, want := range []string{
-		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=240.0 bound_s=6.0 ratio_to_bound=1.10 routes_ratio_to_bound=1.02 speedup=>10.0 publisher_routes_s=6.1 publisher_conditions_s=6.6 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
+		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=360.0 bound_s=6.0 ratio_to_bound=1.10 routes_ratio_to_bound=1.02 speedup=>10.0 publisher_routes_s=6.1 publisher_conditions_s=6.6 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
 		"bench cold N=5000 publisher_s=33.0 bound_s=30.0 ratio_to_bound=1.10 routes_ratio_to_bound=0.00 publisher_routes_s=0.0 publisher_conditions_s=0.0 publisher_writes=0 publisher_calls=0",
 		"bench join N=1000 p50_s=0.60 p99_s=0.90 samples=2 target_p99_s=1.70",
 		"bench join N=200 upstream_p50_s=5.00 upstream_p99_s=5.00 upstream_samples=1",
@@ -64,7 +65,7 @@ func TestReportEndsWithTheMachineLines(t *testing.T) {
 			t.Errorf("last lines are not all machine-readable: %q", l)
 		}
 	}
-	for _, want := range []string{"note: something skipped", "CreateRouteEntries/TaskConflict:7", "> 66.00s (250/1000 routes), ~240.00s extrapolated"} {
+	for _, want := range []string{"note: something skipped", "CreateRouteEntries/TaskConflict:7", "> 66.00s (250/1000 routes), ~360.00s extrapolated"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -72,7 +73,8 @@ func TestReportEndsWithTheMachineLines(t *testing.T) {
 }
 
 func TestExtrapolated(t *testing.T) {
-	done := &ColdRun{Outcome: tracker.Outcome{Converged: true, Routes: 10, Total: 10, RoutesDone: time.Second}}
+	done := &ColdRun{Outcome: tracker.Outcome{Converged: true, Routes: 10, Total: 10, RoutesDone: time.Second,
+		Progress: []tracker.Point{{At: time.Second, Routes: 10}}}}
 	if done.Extrapolated() != 0 {
 		t.Error("a converged run was extrapolated")
 	}
@@ -80,9 +82,18 @@ func TestExtrapolated(t *testing.T) {
 	if none.Extrapolated() != 0 {
 		t.Error("a run without progress was extrapolated")
 	}
-	half := &ColdRun{Outcome: tracker.Outcome{Routes: 5, Total: 10, RoutesDone: 30 * time.Second}}
-	if got := half.Extrapolated(); got != time.Minute {
-		t.Errorf("Extrapolated = %v, want 1m", got)
+	// Steady: 5 routes per 10s all along; 10 left at 30s take 20s more.
+	steady := &ColdRun{Outcome: tracker.Outcome{Routes: 15, Total: 25, RoutesDone: 30 * time.Second, Progress: []tracker.Point{
+		{At: 10 * time.Second, Routes: 5}, {At: 20 * time.Second, Routes: 10}, {At: 30 * time.Second, Routes: 15}}}}
+	if got := steady.Extrapolated(); got != 50*time.Second {
+		t.Errorf("steady Extrapolated = %v, want 50s", got)
+	}
+	// Slowing down: the recent rate (1 route per 10s) decides, not the
+	// average (about 3.7 per 10s).
+	slowing := &ColdRun{Outcome: tracker.Outcome{Routes: 11, Total: 13, RoutesDone: 30 * time.Second, Progress: []tracker.Point{
+		{At: 10 * time.Second, Routes: 9}, {At: 20 * time.Second, Routes: 10}, {At: 30 * time.Second, Routes: 11}}}}
+	if got := slowing.Extrapolated(); got != 50*time.Second {
+		t.Errorf("slowing Extrapolated = %v, want 50s", got)
 	}
 }
 

@@ -43,14 +43,28 @@ type ColdRun struct {
 	Timeout time.Duration
 }
 
-// Extrapolated estimates, for a run that hit its bound, the time every
-// route would have taken at the rate measured; zero when nothing finished.
+// Extrapolated estimates, for a run that hit its bound, when every route
+// would have been Available: the routes still missing at the rate of the
+// last third of the run (a controller that slows down as the table grows
+// is not flattered by its fast start). Zero when it cannot be estimated.
 func (r *ColdRun) Extrapolated() time.Duration {
 	o := r.Outcome
-	if o.Converged || o.Routes == 0 || o.RoutesDone <= 0 {
+	if o.Converged || o.Routes == 0 || o.RoutesDone <= 0 || len(o.Progress) == 0 {
 		return 0
 	}
-	return time.Duration(float64(o.RoutesDone) * float64(o.Total) / float64(o.Routes))
+	last := o.Progress[len(o.Progress)-1]
+	from := tracker.Point{}
+	for _, p := range o.Progress {
+		if p.At <= last.At*2/3 {
+			from = p
+		}
+	}
+	if last.At <= from.At || last.Routes <= from.Routes {
+		return 0
+	}
+	rate := float64(last.Routes-from.Routes) / (last.At - from.At).Seconds()
+	missing := float64(o.Total - last.Routes)
+	return last.At + time.Duration(missing/rate*float64(time.Second))
 }
 
 // result returns the run's convergence time and whether it is exact (false:

@@ -103,6 +103,9 @@ func TestFleetConvergesWhenRoutesAndConditionsAreDone(t *testing.T) {
 	if !out.Converged || out.Routes != 2 || out.Nodes != 2 || out.Elapsed != max(out.RoutesDone, out.NodesDone) {
 		t.Fatalf("done fleet: %+v", out)
 	}
+	if n := len(out.Progress); n == 0 || out.Progress[n-1].Routes != 2 || out.Progress[n-1].At != out.RoutesDone {
+		t.Errorf("progress %+v does not end with both routes at %v", out.Progress, out.RoutesDone)
+	}
 	if at, ok := conds.ClearedAt("b"); !ok || at.Before(start) {
 		t.Errorf("ClearedAt(b) = %v, %v", at, ok)
 	}

@@ -30,6 +30,15 @@ type Outcome struct {
 	// Elapsed is the later of RoutesDone and NodesDone when converged, and
 	// the time waited otherwise.
 	Elapsed time.Duration
+	// Progress records, each time more routes were seen Available, how
+	// many and when (from the start).
+	Progress []Point
+}
+
+// Point is the number of routes Available at a time since the start.
+type Point struct {
+	At     time.Duration
+	Routes int
 }
 
 // Watch says how to wait for a fleet.
@@ -77,6 +86,9 @@ func (w Watch) Fleet(ctx context.Context, members []kubelet.Member, start time.T
 				seen[dst] = true
 				out.RoutesDone = now.Sub(start)
 			}
+		}
+		if len(seen) > out.Routes {
+			out.Progress = append(out.Progress, Point{At: now.Sub(start), Routes: len(seen)})
 		}
 		out.Routes = len(seen)
 		out.Nodes = 0
