@@ -73,7 +73,7 @@ func runLeading(ctx context.Context, e election, work func(context.Context) erro
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(leadCtx context.Context) {
 					mu.Lock()
-					if ctx.Err() != nil {
+					if ctx.Err() != nil || leadCtx.Err() != nil {
 						mu.Unlock()
 						return
 					}

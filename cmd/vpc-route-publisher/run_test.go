@@ -17,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
@@ -94,7 +96,7 @@ func (c *cluster) cloudArgs() []string {
 }
 
 func (c *cluster) runArgs(extra ...string) []string {
-	args := with("run", "--cidr-source=nodes", "--metrics-bind-address=127.0.0.1:0", "--health-bind-address=127.0.0.1:0",
+	args := with("run", "--metrics-bind-address=127.0.0.1:0", "--health-bind-address=127.0.0.1:0",
 		"--sync-coalesce=10ms", "--resync-period=200ms")
 	return append(append(args, c.cloudArgs()...), extra...)
 }
@@ -134,7 +136,7 @@ func (c *cluster) start(e env, args []string) func() (int, string) {
 
 func (c *cluster) audit(extra ...string) (int, string, string) {
 	c.t.Helper()
-	args := append(with("audit", "--cidr-source=nodes"), c.cloudArgs()...)
+	args := append(with("audit"), c.cloudArgs()...)
 	return invoke(c.t, c.env(), append(args, extra...)...)
 }
 
@@ -180,7 +182,7 @@ func get(url string) (int, string) {
 
 func TestRunPublishesAndAuditAgrees(t *testing.T) {
 	c := newCluster(t, testNode("i-2vcxxr", "10.244.0.0/24"), testNode("i-2vcxxs", "10.244.1.0/24"))
-	stop := c.start(c.env(), c.runArgs("--leader-elect=false"))
+	stop := c.start(c.env(), c.runArgs("--leader-elect=false", "--cidr-source=nodes"))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	health, metrics, err := c.ln.wait(ctx)
@@ -225,7 +227,7 @@ func TestRunPublishesAndAuditAgrees(t *testing.T) {
 	}
 
 	// The audit sees the same state, without a lease and without writing.
-	code, stdout, stderr := c.audit("-o", "json")
+	code, stdout, stderr := c.audit("-o", "json", "--cidr-source=nodes")
 	if code != exitOK {
 		t.Fatalf("audit in sync: exit %d, stderr %q, stdout %s", code, stderr, stdout)
 	}
@@ -250,7 +252,7 @@ func TestRunPublishesAndAuditAgrees(t *testing.T) {
 		got := strings.Join(c.availableRoutes(), ",")
 		return got == "10.244.0.0/24->i-2vcxxr", got
 	})
-	code, stdout, stderr = c.audit()
+	code, stdout, stderr = c.audit("--cidr-source=nodes")
 	if code != exitFailure || !strings.Contains(stdout, "missing") {
 		t.Errorf("audit with drift: exit %d, stderr %q, stdout %s", code, stderr, stdout)
 	}
@@ -261,6 +263,7 @@ func TestRunPublishesAndAuditAgrees(t *testing.T) {
 
 func TestRunWithLeaderElectionReleasesTheLease(t *testing.T) {
 	c := newCluster(t, testNode("i-2vcxxr", "10.244.0.0/24"))
+	// Default --cidr-source=auto, without the SpiderIPPool CRD.
 	stop := c.start(c.env(), c.runArgs("--leader-elect-resource-namespace=routing",
 		"--leader-elect-lease-duration=3s", "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms"))
 	eventually(t, "routes published by the leader", func() (bool, string) {
@@ -450,4 +453,43 @@ func refuse(rs []route.Route) []route.Result {
 		out[i] = route.Result{Route: r, Err: fmt.Errorf("writing: %w", route.ErrUnauthorized)}
 	}
 	return out
+}
+
+func TestSpiderpoolModePublishesPools(t *testing.T) {
+	c := newCluster(t, testNode("i-2vcxxr", "10.244.0.0/24"), testNode("i-2vcxxs", "10.244.1.0/24"))
+	c.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{
+		GroupVersion: ipam.SpiderIPPoolGVR.GroupVersion().String(),
+		APIResources: []metav1.APIResource{{Name: ipam.SpiderIPPoolGVR.Resource, Kind: "SpiderIPPool"}},
+	}}
+	for i, p := range []struct{ name, node, ips string }{
+		{"pool-r", alisim.DefaultRegion + ".i-2vcxxr", "10.244.5.1-10.244.5.100"},
+		{"pool-s", alisim.DefaultRegion + ".i-2vcxxs", "10.244.6.7"},
+		{"pool-gone", alisim.DefaultRegion + ".i-gone", "10.244.7.0-10.244.7.255"},
+	} {
+		pool := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "spiderpool.spidernet.io/v2beta1",
+			"kind":       "SpiderIPPool",
+			"metadata":   map[string]any{"name": p.name, "creationTimestamp": fmt.Sprintf("2026-01-01T00:00:0%dZ", i)},
+			"spec": map[string]any{
+				"subnet":   "10.244.0.0/16",
+				"ips":      []any{p.ips},
+				"nodeName": []any{p.node},
+			},
+		}}
+		if _, err := c.dyn.Resource(ipam.SpiderIPPoolGVR).Create(t.Context(), pool, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := c.start(c.env(), c.runArgs("--leader-elect=false", "--cidr-source=spiderpool"))
+	eventually(t, "pool routes published", func() (bool, string) {
+		got := strings.Join(c.availableRoutes(), ",")
+		return got == "10.244.5.0/25->i-2vcxxr,10.244.6.7/32->i-2vcxxs", got
+	})
+	code, stdout, stderr := c.audit("--cidr-source=spiderpool")
+	if code != exitFailure || !strings.Contains(stdout, ipam.ReasonPoolNodeNotFound) {
+		t.Errorf("audit with a pool of a missing node: exit %d, stderr %q, stdout %s", code, stderr, stdout)
+	}
+	if code, stderr := stop(); code != exitOK {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
 }
