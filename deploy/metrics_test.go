@@ -127,7 +127,8 @@ func klogFlag(name string) bool {
 
 // TestEveryFlagIsDocumentedAndAChartValue builds the publisher, reads the
 // flags of `run` from its help, and checks that each one is in the README's
-// configuration reference and on the chart's command line.
+// configuration reference and on the chart's command line, and that the
+// manifests pass no flag `run` does not know.
 func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the publisher")
@@ -148,6 +149,24 @@ func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
 	chart, err := os.ReadFile("helm/vpc-route-publisher/templates/deployment.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range flags {
+		known[string(f[1])] = true
+	}
+	for _, f := range regexp.MustCompile(`- --([a-z0-9_-]+)=`).FindAllSubmatch(chart, -1) {
+		if !known[string(f[1])] {
+			t.Errorf("the chart passes --%s, which `run` does not accept", f[1])
+		}
+	}
+	base, err := os.ReadFile("base/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range regexp.MustCompile(`- --([a-z0-9_-]+)=`).FindAllSubmatch(base, -1) {
+		if !known[string(f[1])] {
+			t.Errorf("the kustomize base passes --%s, which `run` does not accept", f[1])
+		}
 	}
 	n := 0
 	for _, f := range flags {
