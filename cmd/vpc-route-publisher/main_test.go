@@ -254,8 +254,12 @@ type listeners struct {
 
 func newListeners() *listeners { return &listeners{addrs: make(chan string, 4)} }
 
+// record keeps the first addresses; later replicas' are not needed.
 func (l *listeners) record(server string, addr net.Addr) {
-	l.addrs <- server + "=" + addr.String()
+	select {
+	case l.addrs <- server + "=" + addr.String():
+	default:
+	}
 }
 
 // wait returns the address of each server once both listen.

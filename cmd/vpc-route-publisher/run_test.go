@@ -493,3 +493,50 @@ func TestSpiderpoolModePublishesPools(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestFollowerTakesOver(t *testing.T) {
+	c := newCluster(t, testNode("i-2vcxxr", "10.244.0.0/24"))
+	args := c.runArgs("--cidr-source=nodes", "--leader-elect-resource-namespace=routing",
+		"--leader-elect-lease-duration=3s", "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=100ms")
+	holder := func() string {
+		lease, err := c.kube.CoordinationV1().Leases("routing").Get(t.Context(), "vpc-route-publisher", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *lease.Spec.HolderIdentity
+	}
+	stopFirst := c.start(c.env(), args)
+	eventually(t, "first replica leads", func() (bool, string) { return holder() != "", holder() })
+	first := holder()
+	stopSecond := c.start(c.env(), args)
+	eventually(t, "routes published", func() (bool, string) {
+		got := strings.Join(c.availableRoutes(), ",")
+		return got == "10.244.0.0/24->i-2vcxxr", got
+	})
+	if h := holder(); h != first {
+		t.Fatalf("the lease moved to %q while %q was leading", h, first)
+	}
+
+	if code, stderr := stopFirst(); code != exitOK {
+		t.Fatalf("first replica: exit %d, stderr %q", code, stderr)
+	}
+	// Released on shutdown: the follower takes over well before the lease
+	// would have expired, and keeps publishing.
+	eventually(t, "second replica leads", func() (bool, string) {
+		h := holder()
+		return h != "" && h != first, h
+	})
+	if err := c.kube.CoreV1().Nodes().Delete(t.Context(), alisim.DefaultRegion+".i-2vcxxr", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.kube.CoreV1().Nodes().Create(t.Context(), testNode("i-2vcxxs", "10.244.1.0/24"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "new leader reconciles", func() (bool, string) {
+		got := strings.Join(c.availableRoutes(), ",")
+		return got == "10.244.1.0/24->i-2vcxxs", got
+	})
+	if code, stderr := stopSecond(); code != exitOK {
+		t.Fatalf("second replica: exit %d, stderr %q", code, stderr)
+	}
+}
