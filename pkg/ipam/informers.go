@@ -1,9 +1,12 @@
 package ipam
 
 import (
+	"context"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -11,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // crdGVR is the resource of CustomResourceDefinitions, watched in auto mode
@@ -71,12 +75,22 @@ func poolInUse(u *unstructured.Unstructured) bool {
 }
 
 // newCRDInformer watches the SpiderIPPool CRD and starts or stops the pool
-// watch as the CRD comes to serve v2beta1 or goes away.
-func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func()) (cache.SharedIndexInformer, error) {
+// watch as the CRD comes to serve v2beta1 or goes away. When the publisher
+// may not read CRDs, forbidden is set: the pool checks of auto mode are then
+// skipped (and the error logged once) rather than holding up the routes of
+// every node until the RBAC is fixed.
+func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func(), forbidden *atomic.Bool) (cache.SharedIndexInformer, error) {
 	byName := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SpiderIPPoolCRDName).String()
 	}
 	informer := dynamicinformer.NewFilteredDynamicInformer(client, crdGVR, metav1.NamespaceAll, 0, cache.Indexers{}, byName).Informer()
+	// SetWatchErrorHandlerWithContext only fails once the informer has started.
+	_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		if apierrors.IsForbidden(err) && !forbidden.Swap(true) {
+			klog.FromContext(ctx).Error(err, "Cannot watch CustomResourceDefinitions; SpiderIPPools are not checked against node podCIDRs until customresourcedefinitions get/list/watch is allowed")
+		}
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
 	update := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok || u.GetName() != SpiderIPPoolCRDName {

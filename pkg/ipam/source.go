@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,6 +76,8 @@ type Source struct {
 	pools *poolWatch
 	// crds watches the SpiderIPPool CRD itself (auto mode only).
 	crds cache.SharedIndexInformer
+	// crdsForbidden is set when CRDs may not be read (auto mode only).
+	crdsForbidden atomic.Bool
 }
 
 var _ route.Source = (*Source)(nil)
@@ -158,7 +161,7 @@ func newSource(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Inter
 	}
 	s.pools = &poolWatch{client: client, onChange: notify}
 	if mode == ModeAuto {
-		crds, err := newCRDInformer(client, s.pools, notify)
+		crds, err := newCRDInformer(client, s.pools, notify, &s.crdsForbidden)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +196,7 @@ func (s *Source) HasSynced() bool {
 	case ModeSpiderpool:
 		return s.pools.synced()
 	case ModeAuto:
-		return s.crds.HasSynced() && (!s.pools.running() || s.pools.synced())
+		return (s.crds.HasSynced() || s.crdsForbidden.Load()) && (!s.pools.running() || s.pools.synced())
 	default:
 		return true
 	}

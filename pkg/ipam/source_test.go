@@ -3,6 +3,7 @@ package ipam
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +23,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 	"sigs.k8s.io/yaml"
 
@@ -85,6 +88,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mode Mode, nodes []*corev1.Node, objs ...*unstructured.Unstructured) *harness {
 	t.Helper()
+	return newHarnessWith(t, mode, nodes, nil, objs...)
+}
+
+// newHarnessWith lets the test install reactors on the dynamic client
+// before the informers start.
+func newHarnessWith(t *testing.T, mode Mode, nodes []*corev1.Node, setup func(*dynamicfake.FakeDynamicClient), objs ...*unstructured.Unstructured) *harness {
+	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 
@@ -101,6 +111,9 @@ func newHarness(t *testing.T, mode Mode, nodes []*corev1.Node, objs ...*unstruct
 		SpiderIPPoolGVR: "SpiderIPPoolList",
 		crdGVR:          "CustomResourceDefinitionList",
 	}, dynObjs...)
+	if setup != nil {
+		setup(h.dyn)
+	}
 	factory := informers.NewSharedInformerFactory(h.kube, 0)
 	src, err := New(mode, factory.Core().V1().Nodes(), h.dyn, Options{ClusterCIDRs: testClusterCIDRs}, func() { h.changes.Add(1) })
 	if err != nil {
@@ -412,6 +425,15 @@ func TestAutoSource(t *testing.T) {
 		}
 		h.waitForChange(t, before)
 		h.eventually(t, state{routes: nodeRoutes, problems: poolProblems})
+	})
+
+	t.Run("CRDs may not be read", func(t *testing.T) {
+		h := newHarnessWith(t, ModeAuto, fixtureNodes(), func(dyn *dynamicfake.FakeDynamicClient) {
+			dyn.PrependReactor("list", "customresourcedefinitions", func(clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}, "", errors.New("RBAC"))
+			})
+		}, append(loadPools(t), establishedCRD(t))...)
+		h.eventually(t, state{routes: nodeRoutes})
 	})
 
 	t.Run("CRD not yet established", func(t *testing.T) {
