@@ -32,6 +32,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// The first signal starts a graceful shutdown; restoring the default
+	// handling then lets a second one end the process at once.
+	context.AfterFunc(ctx, stop)
 	ctx = klog.NewContext(ctx, klog.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, defaultEnv())
 	stop()
@@ -52,6 +55,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 	case "audit":
 		return auditCommand(ctx, args[1:], stdout, stderr, e)
 	case "version":
+		if len(args) > 1 && (args[1] == "-h" || args[1] == "--help") {
+			fmt.Fprintf(stdout, "Usage:\n  %s version\n\nPrints the version of the build.\n", name)
+			return exitOK
+		}
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "%s version: unexpected argument %q.\n", name, args[1])
 			return exitUsage

@@ -218,6 +218,9 @@ func TestHelpAndVersion(t *testing.T) {
 			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", sub, code, stdout, stderr)
 		}
 	}
+	if code, stdout, _ := invoke(t, noClusterEnv(t), "version", "--help"); code != exitOK || !strings.Contains(stdout, "vpc-route-publisher version") {
+		t.Errorf("version --help: exit %d, stdout %q", code, stdout)
+	}
 	code, stdout, _ := invoke(t, noClusterEnv(t), "version")
 	if code != exitOK || stdout != version.String(name)+"\n" {
 		t.Errorf("version: exit %d, stdout %q", code, stdout)
