@@ -66,9 +66,10 @@ demo: tools build ## Run the publisher against a local control plane and the sim
 	$(BIN)/demo
 
 .PHONY: bench
-bench: $(BIN)/etcd $(BIN)/kube-apiserver build ## Benchmark the publisher against the upstream route controller (BENCHMARKS.md); BENCH_FLAGS adds routebench flags.
+bench: $(BIN)/etcd $(BIN)/kube-apiserver ## Benchmark the publisher against the upstream route controller (BENCHMARKS.md); BENCH_FLAGS adds routebench flags.
+	$(GO) build -trimpath -ldflags '-X github.com/vpc-route-publisher/vpc-route-publisher/pkg/version.Version=$(VERSION)' -o $(BIN)/bench/vpc-route-publisher ./cmd/vpc-route-publisher
 	$(GO) build -trimpath -o $(BIN)/routebench ./bench/cmd/routebench
-	$(BIN)/routebench --bin-dir=$(BIN) $(BENCH_FLAGS)
+	$(BIN)/routebench --bin-dir=$(BIN) --publisher-bin=$(BIN)/bench/vpc-route-publisher $(BENCH_FLAGS)
 
 .PHONY: deploy-check
 deploy-check: $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object) and unit-test the alerting rules.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -31,6 +32,9 @@ func run() int {
 	cfg := runner.DefaultConfig()
 	fs := pflag.NewFlagSet("routebench", pflag.ContinueOnError)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "Directory with etcd, kube-apiserver and vpc-route-publisher (make tools build).")
+	fs.StringVar(&cfg.PublisherBin, "publisher-bin", "", "The vpc-route-publisher binary. Default: the one in --bin-dir. Built without -s, perf can name its functions.")
+	_, perfErr := exec.LookPath("perf")
+	fs.BoolVar(&cfg.Perf, "perf", perfErr == nil, "Record a CPU profile of the publisher's steady windows with perf (default: when perf is installed).")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "Directory for the control plane's data, logs and profiles. Default: a new temporary directory, kept.")
 	fs.Var(&sizeList{&cfg.ColdSizes}, "cold-sizes", "Comma-separated fleet sizes of the cold-start case, both controllers (empty: none).")
 	fs.IntVar(&cfg.JoinSize, "join-size", cfg.JoinSize, "Fleet size the publisher's join case runs in.")
@@ -71,6 +75,12 @@ func run() int {
 	if cfg.BinDir, err = filepath.Abs(cfg.BinDir); err != nil {
 		fmt.Fprintf(os.Stderr, "routebench: %v\n", err)
 		return 2
+	}
+	if cfg.PublisherBin != "" {
+		if cfg.PublisherBin, err = filepath.Abs(cfg.PublisherBin); err != nil {
+			fmt.Fprintf(os.Stderr, "routebench: %v\n", err)
+			return 2
+		}
 	}
 	cfg.Log, cfg.Out = os.Stderr, os.Stdout
 

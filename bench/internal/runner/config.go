@@ -20,6 +20,12 @@ import (
 type Config struct {
 	// BinDir holds etcd, kube-apiserver and vpc-route-publisher.
 	BinDir string
+	// PublisherBin is the publisher binary; empty means BinDir's. A binary
+	// with its symbol table (not built with -s) lets perf name functions.
+	PublisherBin string
+	// Perf records a CPU profile of the publisher's steady windows with
+	// perf(1), when it is installed.
+	Perf bool
 	// WorkDir receives the control plane's data, the logs of every
 	// process and the profiles.
 	WorkDir string

@@ -49,7 +49,7 @@ func (b *bench) startPublisher(c *cloudsim.Cloud, n int, quota int) (*publisherP
 	args = append(args, c.PublisherArgs(b.credsDir, quota)...)
 	args = append(args, b.cfg.PublisherArgs...)
 	p, err := framework.StartProcess(fmt.Sprintf("publisher-%d", n), filepath.Join(b.cfg.WorkDir, "logs"),
-		filepath.Join(b.cfg.BinDir, "vpc-route-publisher"), args, nil)
+		b.cfg.PublisherBin, args, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +180,13 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 			profile, perr = fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.metricsURL, int(window.Seconds())), window+30*time.Second)
 			profDone <- perr
 		}()
+		perfDone := make(chan error, 1)
+		perfData := filepath.Join(b.cfg.WorkDir, "profiles", fmt.Sprintf("publisher-%d-steady.perf.data", n))
+		if b.cfg.Perf {
+			go func() { perfDone <- perfRecord(ctx, p.PID(), window, perfData) }()
+		} else {
+			perfDone <- errPerfOff
+		}
 		if err := waitFor(ctx, window); err != nil {
 			return err
 		}
@@ -220,6 +227,16 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 				return err
 			}
 			b.logf("publisher: CPU profile of the steady window in %s", path)
+		}
+		if perr := <-perfDone; perr == nil {
+			report, err := perfReport(ctx, perfData)
+			if err != nil {
+				b.logf("publisher: perf report: %v", err)
+			} else {
+				b.logf("publisher: perf CPU profile of the steady window with %d nodes (%s):\n%s", n, perfData+".txt", report)
+			}
+		} else if !errors.Is(perr, errPerfOff) {
+			b.logf("publisher: no perf profile: %v", perr)
 		}
 		if heap, err := fetch(ctx, p.metricsURL+"/debug/pprof/heap", 30*time.Second); err == nil {
 			path := filepath.Join(b.cfg.WorkDir, "profiles", fmt.Sprintf("publisher-%d.heap.pprof", n))

@@ -61,13 +61,16 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) setup(ctx context.Context) error {
-	bins := []string{"etcd", "kube-apiserver"}
+	if b.cfg.PublisherBin == "" {
+		b.cfg.PublisherBin = filepath.Join(b.cfg.BinDir, "vpc-route-publisher")
+	}
+	bins := []string{filepath.Join(b.cfg.BinDir, "etcd"), filepath.Join(b.cfg.BinDir, "kube-apiserver")}
 	if !b.cfg.SkipPublisher {
-		bins = append(bins, "vpc-route-publisher")
+		bins = append(bins, b.cfg.PublisherBin)
 	}
 	for _, bin := range bins {
-		if st, err := os.Stat(filepath.Join(b.cfg.BinDir, bin)); err != nil || st.IsDir() {
-			return fmt.Errorf("%s missing from %s (run `make tools build`)", bin, b.cfg.BinDir)
+		if st, err := os.Stat(bin); err != nil || st.IsDir() {
+			return fmt.Errorf("%s is missing (run `make tools build`)", bin)
 		}
 	}
 	b.logf("starting etcd and kube-apiserver")
