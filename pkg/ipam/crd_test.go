@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,6 +19,9 @@ var crdPath = filepath.Join("..", "..", "..", "shared", "testdata", "spiderpool"
 
 func loadCRD(t *testing.T) *unstructured.Unstructured {
 	t.Helper()
+	if _, err := os.Stat(crdPath); err != nil {
+		t.Fatalf("the real SpiderIPPool CRD is expected in shared/testdata beside the repository: %v", err)
+	}
 	objs := loadYAMLObjects(t, crdPath)
 	if len(objs) != 1 || objs[0].GetName() != SpiderIPPoolCRDName {
 		t.Fatalf("%s holds %d objects, want the %s CRD", crdPath, len(objs), SpiderIPPoolCRDName)

@@ -230,6 +230,7 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 			return nil, nil, fmt.Errorf("SpiderIPPool cache: %w", ErrNotSynced)
 		}
 		set := decodePools(s.pools.list(), s.opts.ClusterCIDRs)
+		s.logIgnored(logger, set)
 		exists := make(map[string]bool, len(nodes))
 		for _, n := range nodes {
 			exists[n.Name] = true
@@ -243,6 +244,7 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 				podCIDRs[n.Name], _ = nodePodCIDRs(n)
 			}
 			set := decodePools(s.pools.list(), s.opts.ClusterCIDRs)
+			s.logIgnored(logger, set)
 			problems = append(problems, validatePools(set, podCIDRs, s.opts.ClusterCIDRs)...)
 		} else if s.pools.running() {
 			logger.V(2).Info("SpiderIPPool cache not synced yet; pools are not checked in this pass")
@@ -253,6 +255,23 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 	sortProblems(problems)
 	logger.V(4).Info("Computed desired routes", "source", s.mode, "routes", len(routes), "problems", len(problems))
 	return routes, problems, nil
+}
+
+// logIgnored names, at V(2), the pools of other networks, which helps to
+// spot a --cluster-cidr that misses the pod network.
+func (s *Source) logIgnored(logger klog.Logger, set poolSet) {
+	if !logger.V(2).Enabled() {
+		return
+	}
+	var ignored []string
+	for _, p := range set.pools {
+		if !overlapsClusterCIDR(p.subnet, s.opts.ClusterCIDRs) {
+			ignored = append(ignored, p.name+" ("+p.subnet.String()+")")
+		}
+	}
+	if len(ignored) > 0 {
+		logger.V(2).Info("Ignoring SpiderIPPools whose subnet is outside the cluster CIDRs", "pools", ignored)
+	}
 }
 
 // decodePools decodes the cached pools. Pools that cannot be read are
