@@ -49,7 +49,9 @@ func newScenario(t *testing.T) *scenario {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	s := &scenario{t: t, ctx: ctx, dir: t.TempDir()}
+	// Logs go below the suite's directory, which is kept when a test fails
+	// (see TestMain), rather than into t.TempDir, which is not.
+	s := &scenario{t: t, ctx: ctx, dir: filepath.Join(env.Dir, "tests", t.Name())}
 	s.reset()
 	return s
 }
@@ -350,4 +352,15 @@ func (s *scenario) holds(d time.Duration, cond func(context.Context) error) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// waitPassDone waits until p completes a successful pass that ended after
+// now. Out-of-band changes made while a pass is still waiting for its own
+// writes to become Available would test that wait, not drift repair.
+func (s *scenario) waitPassDone(p *framework.Publisher) {
+	s.t.Helper()
+	since := float64(time.Now().Unix())
+	s.waitMetric(p, "a successful pass", func(m framework.Metrics) bool {
+		return m.Get("vpc_route_publisher_last_successful_sync_timestamp_seconds", nil) > since
+	})
 }

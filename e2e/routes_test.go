@@ -91,6 +91,7 @@ func TestRepairsDrift(t *testing.T) {
 	p := s.start(o)
 	desired := want{"10.244.0.0/24": "i-2vcxxr", "10.244.1.0/24": "i-2vcxxs"}
 	s.waitTable(desired)
+	s.waitPassDone(p)
 
 	// Deleted out of band: back within one resync period (plus the time a
 	// pass takes on a loaded machine).
@@ -103,12 +104,15 @@ func TestRepairsDrift(t *testing.T) {
 		t.Errorf("a deleted entry took %s to be repaired, want about one resync (%s)", took, o.ResyncPeriod)
 	}
 
+	s.waitPassDone(p)
+
 	// Re-pointed out of band at another instance: repaired too.
 	other := "i-2vcxxt"
 	if err := env.Sim.ModifyRoute(s.ctx, s.entry("10.244.1.0/24").ID, alisim.RouteEdit{NextHopID: &other}); err != nil {
 		t.Fatalf("re-pointing an entry out of band: %v", err)
 	}
 	s.waitTable(desired)
+	s.waitPassDone(p)
 
 	// While writes fail, the drift is visible in the gauges...
 	if err := env.Sim.InjectFault(s.ctx, alisim.Fault{Action: "CreateRouteEntries", Code: "Forbidden.RAM", HTTPStatus: 403}); err != nil {
