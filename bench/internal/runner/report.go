@@ -97,6 +97,9 @@ func (r *Results) Lines() []string {
 		}
 		if s := speedupCell(c); s != "-" {
 			kv = append(kv, "speedup="+strings.TrimSuffix(s, "×"))
+			if e := c.Upstream.Extrapolated(); e > 0 {
+				kv = append(kv, fmt.Sprintf("speedup_extrapolated=%.1f", e.Seconds()/c.Publisher.Outcome.Elapsed.Seconds()))
+			}
 		}
 		for _, run := range []struct {
 			who string

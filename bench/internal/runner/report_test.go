@@ -38,7 +38,7 @@ func sampleResults() *Results {
 func TestLines(t *testing.T) {
 	got := strings.Join(sampleResults().Lines(), "\n")
 	for _, want := range []string{
-		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=360.0 bound_s=6.0 ratio_to_bound=1.10 routes_ratio_to_bound=1.02 speedup=>10.0 publisher_routes_s=6.1 publisher_conditions_s=6.6 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
+		"bench cold N=1000 publisher_s=6.6 upstream_s=>66.0 upstream_extrapolated_s=360.0 bound_s=6.0 ratio_to_bound=1.10 routes_ratio_to_bound=1.02 speedup=>10.0 speedup_extrapolated=54.5 publisher_routes_s=6.1 publisher_conditions_s=6.6 publisher_writes=20 publisher_calls=60 upstream_writes=250 upstream_calls=250",
 		"bench cold N=5000 publisher_s=33.0 bound_s=30.0 ratio_to_bound=1.10 routes_ratio_to_bound=0.00 publisher_routes_s=0.0 publisher_conditions_s=0.0 publisher_writes=0 publisher_calls=0",
 		"bench join N=1000 p50_s=0.60 p99_s=0.90 samples=2 target_p99_s=1.70",
 		"bench join N=200 upstream_p50_s=5.00 upstream_p99_s=5.00 upstream_samples=1",
