@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -97,7 +98,14 @@ func run() int {
 		return 1
 	}
 	defer func() { _ = logFile.Close() }()
-	klog.LogToStderr(false)
+	kfs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(kfs)
+	for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		if err := kfs.Set(k, v); err != nil {
+			fmt.Fprintf(os.Stderr, "routebench: configuring klog: %v\n", err)
+			return 1
+		}
+	}
 	klog.SetOutput(logFile)
 	defer klog.Flush()
 
