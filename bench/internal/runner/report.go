@@ -21,45 +21,53 @@ func (r *Results) Report(w io.Writer, cfg Config) error {
 
 	p("\nModel: each write keeps the VPC busy %v + %v × entries (≤%d entries per call), one write in flight per VPC; reads cost %v.\n",
 		cfg.Model.Base, cfg.Model.PerEntry, cfg.Model.MaxBatch, cfg.ListLatency)
-	p("\nCold start\tN\tpublisher\t(routes / conditions)\tupstream\t(routes / conditions)\tlower bound\tpublisher/bound\tspeed-up\n")
-	for _, c := range r.Cold {
-		p("\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.N, runCell(c.Publisher), splitCell(c.Publisher), runCell(c.Upstream), splitCell(c.Upstream),
-			secs(c.Bound), ratioCell(c.Publisher, c.Bound), speedupCell(c))
-	}
-	p("\nCloud API calls\tN\tcontestant\tcalls by action\terrors\n")
-	for _, c := range r.Cold {
-		for _, run := range []struct {
-			who string
-			r   *ColdRun
-		}{{whoPublisher, c.Publisher}, {whoUpstream, c.Upstream}} {
-			if run.r != nil {
-				p("\t%d\t%s\t%s\t%s\n", c.N, run.who, run.r.Calls, errorsCell(run.r.Errors))
+	if len(r.Cold) > 0 {
+		p("\nCold start\tN\tpublisher\t(routes / conditions)\tupstream\t(routes / conditions)\tlower bound\tpublisher/bound\tspeed-up\n")
+		for _, c := range r.Cold {
+			p("\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.N, runCell(c.Publisher), splitCell(c.Publisher), runCell(c.Upstream), splitCell(c.Upstream),
+				secs(c.Bound), ratioCell(c.Publisher, c.Bound), speedupCell(c))
+		}
+		p("\nCloud API calls\tN\tcontestant\tcalls by action\terrors\n")
+		for _, c := range r.Cold {
+			for _, run := range []struct {
+				who string
+				r   *ColdRun
+			}{{whoPublisher, c.Publisher}, {whoUpstream, c.Upstream}} {
+				if run.r != nil {
+					p("\t%d\t%s\t%s\t%s\n", c.N, run.who, run.r.Calls, errorsCell(run.r.Errors))
+				}
 			}
 		}
 	}
-	p("\nJoin latency\tN\tcontestant\tsamples\tp50\tp99\tmax\ttarget p99\n")
-	for _, j := range r.Join {
-		p50, _ := stats.Percentile(j.Samples, 50)
-		p99, _ := stats.Percentile(j.Samples, 99)
-		p100, _ := stats.Percentile(j.Samples, 100)
-		target := "-"
-		if j.Target > 0 {
-			target = secs(j.Target)
+	if len(r.Join) > 0 {
+		p("\nJoin latency\tN\tcontestant\tsamples\tp50\tp99\tmax\ttarget p99\n")
+		for _, j := range r.Join {
+			p50, _ := stats.Percentile(j.Samples, 50)
+			p99, _ := stats.Percentile(j.Samples, 99)
+			p100, _ := stats.Percentile(j.Samples, 100)
+			target := "-"
+			if j.Target > 0 {
+				target = secs(j.Target)
+			}
+			p("\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.N, j.Who, len(j.Samples), secs(p50), secs(p99), secs(p100), target)
 		}
-		p("\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.N, j.Who, len(j.Samples), secs(p50), secs(p99), secs(p100), target)
 	}
-	p("\nSteady state\tN\tcontestant\tperiods\tpasses\twrites/period\tlist calls/period\tlistings/period/table\n")
-	for _, s := range r.Steady {
-		passes := "-"
-		if s.Passes >= 0 {
-			passes = fmt.Sprintf("%.0f", s.Passes)
+	if len(r.Steady) > 0 {
+		p("\nSteady state\tN\tcontestant\tperiods\tpasses\twrites/period\tlist calls/period\tlistings/period/table\n")
+		for _, s := range r.Steady {
+			passes := "-"
+			if s.Passes >= 0 {
+				passes = fmt.Sprintf("%.0f", s.Passes)
+			}
+			p("\t%d\t%s\t%.1f\t%s\t%.2f\t%.2f\t%.2f\n", s.N, s.Who, s.Periods, passes,
+				float64(s.Calls.Writes())/s.Periods, listCalls(s)/s.Periods, listings(s))
 		}
-		p("\t%d\t%s\t%.1f\t%s\t%.2f\t%.2f\t%.2f\n", s.N, s.Who, s.Periods, passes,
-			float64(s.Calls.Writes())/s.Periods, listCalls(s)/s.Periods, listings(s))
 	}
-	p("\nPublisher cost\tN\tCPU to converge\tCPU per resync\tpeak RSS\n")
-	for _, c := range r.Cost {
-		p("\t%d\t%s\t%.1f ms\t%.1f MiB\n", c.N, secs(c.CPU), ms(c.ResyncCPU), mib(c.PeakRSS))
+	if len(r.Cost) > 0 {
+		p("\nPublisher cost\tN\tCPU to converge\tCPU per resync\tpeak RSS\n")
+		for _, c := range r.Cost {
+			p("\t%d\t%s\t%.1f ms\t%.1f MiB\n", c.N, secs(c.CPU), ms(c.ResyncCPU), mib(c.PeakRSS))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the results table: %w", err)
