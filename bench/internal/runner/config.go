@@ -91,7 +91,7 @@ func DefaultConfig() Config {
 		SteadyResyncs:         6,
 		UpstreamPeriod:        10 * time.Second,
 		UpstreamSteadyPeriods: 3,
-		PublisherTimeout:      5 * time.Minute,
+		PublisherTimeout:      10 * time.Minute,
 		UpstreamTimeout:       15 * time.Minute,
 		RegisterConcurrency:   16,
 	}
