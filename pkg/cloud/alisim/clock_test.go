@@ -85,7 +85,7 @@ func TestLoggerNeverLogsSecrets(t *testing.T) {
 func TestScaledClockKeepsRequestTimestampsValid(t *testing.T) {
 	clock := alisim.NewScaledClock(1e6) // a simulated day passes in under 0.1s
 	ts := start(t, alisim.Options{Clock: clock})
-	waitFor(t, "a simulated hour", func() bool { return clock.Now().Sub(time.Now()) > time.Hour })
+	waitFor(t, "a simulated hour", func() bool { return time.Until(clock.Now()) > time.Hour })
 	if _, err := vpcClient(t, ts, testCred()).DescribeRouteEntryList(describeReq()); err != nil {
 		t.Fatalf("SDK call with the scaled clock far ahead of the wall clock: %v", err)
 	}

@@ -83,8 +83,8 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 		VpcAttributes       struct {
 			VpcID            string `json:"VpcId"`
 			VSwitchID        string `json:"VSwitchId"`
-			NatIpAddress     string `json:"NatIpAddress"`
-			PrivateIpAddress struct {
+			NatIPAddress     string `json:"NatIpAddress"`
+			PrivateIPAddress struct {
 				IPAddress []string `json:"IpAddress"`
 			} `json:"PrivateIpAddress"`
 		} `json:"VpcAttributes"`
@@ -102,7 +102,7 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 		j := instanceJSON{InstanceID: in.ID, InstanceName: in.Name, HostName: in.ID, RegionID: s.st.region, ZoneID: in.Zone,
 			Status: in.Status, InstanceType: "ecs.g7.large", InstanceNetworkType: "vpc", OSType: "linux", CreationTime: "2024-01-01T00:00Z"}
 		j.VpcAttributes.VpcID, j.VpcAttributes.VSwitchID = in.VPCID, in.VSwitchID
-		j.VpcAttributes.PrivateIpAddress.IPAddress = []string{in.PrivateIP.String()}
+		j.VpcAttributes.PrivateIPAddress.IPAddress = []string{in.PrivateIP.String()}
 		all = append(all, j)
 	}
 	out := struct {

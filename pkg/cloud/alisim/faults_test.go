@@ -80,7 +80,7 @@ func TestFaultCountAndStatus(t *testing.T) {
 	}
 	del := deleteReq(t, ts)
 	_, err := c.DeleteRouteEntry(del)
-	se := wantServerError(t, err, "Throttling.User", http.StatusTooManyRequests)
+	se := serverError(t, err, "Throttling.User", http.StatusTooManyRequests)
 	if se.Message() != "slow down" {
 		t.Fatalf("message = %q", se.Message())
 	}

@@ -66,7 +66,14 @@ func stsClient(t *testing.T, ts *alisim.TestServer, cred auth.Credential) *sts.C
 func testCred() auth.Credential { return credentials.NewAccessKeyCredential(testKeyID, testKeySecret) }
 
 // wantServerError checks err is an SDK ServerError with code and status.
-func wantServerError(t *testing.T, err error, code string, status int) *sdkerrors.ServerError {
+func wantServerError(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	_ = serverError(t, err, code, status)
+}
+
+// serverError checks err like wantServerError and returns it for further
+// checks.
+func serverError(t *testing.T, err error, code string, status int) *sdkerrors.ServerError {
 	t.Helper()
 	var se *sdkerrors.ServerError
 	if !errors.As(err, &se) {

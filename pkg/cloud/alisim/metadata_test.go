@@ -144,7 +144,7 @@ func routeMetadataToLoopback(t *testing.T, metadataURL string) {
 		if ip := net.ParseIP(r.URL.Hostname()); ip == nil || !ip.IsLoopback() {
 			return nil, fmt.Errorf("test transport refuses non-loopback destination %s", r.URL.Host)
 		}
-		return nil, nil
+		return nil, nil //nolint:nilnil // http.Transport.Proxy: a nil URL and no error mean "no proxy".
 	}
 	dial := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -72,7 +72,7 @@ func TestOIDCFlowEndToEnd(t *testing.T) {
 		t.Fatalf("credentials = %+v", cr)
 	}
 	exp, err := time.Parse("2006-01-02T15:04:05Z", cr.Expiration)
-	if err != nil || exp.Sub(time.Now()) < 59*time.Minute || exp.Sub(time.Now()) > time.Hour+time.Minute {
+	if err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > time.Hour+time.Minute {
 		t.Fatalf("Expiration %q, want about an hour from now (%v)", cr.Expiration, err)
 	}
 	if resp.OIDCTokenInfo.Issuer != alisim.DefaultOIDCIssuer || resp.OIDCTokenInfo.Subject != "system:serviceaccount:kube-system:vpc-route-publisher" ||

@@ -105,7 +105,7 @@ func TestSignatureRejected(t *testing.T) {
 	ts := start(t, alisim.Options{})
 	c := vpcClient(t, ts, credentialsWithSecret("wrong-secret"))
 	_, err := createEntry(t, c, "10.244.1.0/24", "i-2vcxxr")
-	se := wantServerError(t, err, alisim.CodeSignatureDoesNotMatch, http.StatusBadRequest)
+	se := serverError(t, err, alisim.CodeSignatureDoesNotMatch, http.StatusBadRequest)
 	// The SDK recognises a wrong secret when the server's string to sign
 	// equals its own: proof the canonicalization matches.
 	if se.Recommend() != "InvalidAccessKeySecret: Please check you AccessKeySecret" {

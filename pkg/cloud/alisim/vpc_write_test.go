@@ -501,7 +501,7 @@ func TestConcurrentWritersSerialized(t *testing.T) {
 					time.Sleep(time.Millisecond) // back off before retrying
 				case err != nil || resp.SuccessCount != 1:
 					mu.Lock()
-					failures = append(failures, fmt.Errorf("writer %d entry %d: %v %+v", w, i, err, resp))
+					failures = append(failures, fmt.Errorf("writer %d entry %d: %w %+v", w, i, err, resp))
 					mu.Unlock()
 					return
 				default:
