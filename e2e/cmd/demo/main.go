@@ -148,7 +148,10 @@ func run() error {
 		return err
 	}
 	say("Deleted the entry for 10.244.1.0/24 out of band (as a console user might); the next resync repairs it.")
-	if err := watch(ctx, env, pub, "Repairing drift", auditText, func(v view) bool { return v.available == want && v.missing == 0 && v.sawDrift }); err != nil {
+	if err := watch(ctx, env, pub, "Repairing drift", strings.Replace(auditText, "audit ", "audit   (before the drift)", 1), func(v view) bool {
+		id := v.ids[victim.Destination.String()]
+		return v.available == want && v.missing == 0 && id != "" && id != victim.ID
+	}); err != nil {
 		return done(err)
 	}
 	say("Converged again. Watching until Ctrl-C%s ...", map[bool]string{true: " or DEMO_SECONDS", false: ""}[os.Getenv("DEMO_SECONDS") != ""])
@@ -176,7 +179,8 @@ func say(format string, args ...any) {
 // view is one refresh of the screen.
 type view struct {
 	available, missing, conditions int
-	sawDrift                       bool
+	// ids maps each destination to its entry ID, to see an entry replaced.
+	ids map[string]string
 }
 
 // watch redraws the route table, node conditions and drift metrics once a
@@ -195,14 +199,15 @@ func watch(ctx context.Context, env *framework.Env, pub *framework.Publisher, ti
 			screen = fmt.Sprintf("%s\n(refresh failed: %v)\n", screen, err)
 		}
 		screen += footer
-		nv.sawDrift = v.sawDrift || nv.missing > 0
 		v = nv
-		if screen != last {
+		// Redraw when something but the clock in the title changed: on a
+		// terminal in place, in a log only then.
+		if body := screen[strings.Index(screen, "\n")+1:]; body != last || tty {
 			if tty {
 				fmt.Print("\033[H\033[2J")
 			}
 			fmt.Print(screen)
-			last = screen
+			last = body
 		}
 		if until(v) {
 			return nil
@@ -221,7 +226,7 @@ func watch(ctx context.Context, env *framework.Env, pub *framework.Publisher, ti
 func render(ctx context.Context, env *framework.Env, pub *framework.Publisher, title string) (string, view, error) {
 	var (
 		b strings.Builder
-		v view
+		v = view{ids: map[string]string{}}
 	)
 	fmt.Fprintf(&b, "%s — %s   (route table %s of %s)\n\n", title, time.Now().Format("15:04:05"), env.Sim.TableID, env.Sim.VPCID)
 	entries, err := env.Sim.CustomRoutes(ctx, "")
@@ -238,6 +243,7 @@ func render(ctx context.Context, env *framework.Env, pub *framework.Publisher, t
 		}
 		if e.Status == alisim.StatusAvailable && strings.HasPrefix(owner, "ours") {
 			v.available++
+			v.ids[e.Destination.String()] = e.ID
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Destination, e.NextHopID, e.Status, owner)
 	}
@@ -276,7 +282,8 @@ func render(ctx context.Context, env *framework.Env, pub *framework.Publisher, t
 		}
 		fmt.Fprintf(&b, "%s=%g  ", state, val)
 	}
-	fmt.Fprintf(&b, "\nLeader: %g   cloud API calls: %g   retries: %g   throttles: %g   quota: %g/%g\n",
+	fmt.Fprintf(&b, "\nRoute writes: %s\n", strings.Join(m.Series("vpc_route_publisher_route_writes_total"), "  "))
+	fmt.Fprintf(&b, "Leader: %g   cloud API calls: %g   retries: %g   throttles: %g   quota: %g/%g\n",
 		m.Get("vpc_route_publisher_leader", nil),
 		m.Get("vpc_route_publisher_cloud_api_calls_total", nil),
 		m.Get("vpc_route_publisher_cloud_api_retries_total", nil),
@@ -294,7 +301,12 @@ func audit(ctx context.Context, env *framework.Env, o framework.PublisherOptions
 		return "", err
 	}
 	verdict := map[int]string{0: "in sync", 1: "drift", 2: "error"}[res.ExitCode]
-	return fmt.Sprintf("\n$ vpc-route-publisher audit   (exit code %d: %s)\n%s%s", res.ExitCode, verdict, res.Stdout, res.Stderr), nil
+	out := fmt.Sprintf("\n$ vpc-route-publisher audit   (exit code %d: %s)\n%s", res.ExitCode, verdict, res.Stdout)
+	if res.ExitCode > 1 {
+		// Only an error needs the log; in sync or drift, stdout says it all.
+		out += res.Stderr
+	}
+	return out, nil
 }
 
 func ownEntry(ctx context.Context, env *framework.Env, dst string) (alisim.RouteEntry, error) {
