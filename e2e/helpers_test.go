@@ -359,7 +359,7 @@ func (s *scenario) holds(d time.Duration, cond func(context.Context) error) {
 // writes to become Available would test that wait, not drift repair.
 func (s *scenario) waitPassDone(p *framework.Publisher) {
 	s.t.Helper()
-	since := float64(time.Now().Unix())
+	since := float64(time.Now().UnixNano()) / 1e9
 	s.waitMetric(p, "a successful pass", func(m framework.Metrics) bool {
 		return m.Get("vpc_route_publisher_last_successful_sync_timestamp_seconds", nil) > since
 	})

@@ -142,6 +142,7 @@ func TestConvergesUnderFaults(t *testing.T) {
 	}
 
 	s.waitTable(w)
+	s.waitPassDone(p)
 	m := s.waitMetric(p, "retries", func(m framework.Metrics) bool {
 		return m.Get("vpc_route_publisher_cloud_api_retries_total", nil) > 0
 	})
@@ -152,8 +153,11 @@ func TestConvergesUnderFaults(t *testing.T) {
 		m.Get("vpc_route_publisher_cloud_api_throttles_total", nil) == 0 {
 		t.Errorf("the simulator throttled calls but the throttles counter is 0")
 	}
-	if exited, err := p.Exited(); exited {
-		t.Fatalf("the publisher exited under faults: %v", err)
+	if got := m.Get("vpc_route_publisher_route_writes_total", map[string]string{"operation": "create", "result": "success"}); got != float64(len(w)) {
+		t.Errorf("route_writes_total{create,success} = %v, want one per node (%d)", got, len(w))
+	}
+	if exited, _ := p.Exited(); exited {
+		t.Fatalf("the publisher exited under faults with code %d", p.ExitCode())
 	}
 }
 
@@ -200,6 +204,7 @@ func TestCredentials(t *testing.T) {
 	}
 	s.waitTable(want{"10.244.0.0/24": "i-2vcxxr"})
 	waitReady(s, p)
+	s.waitPassDone(p)
 
 	if err := env.Sim.SetAccessKeyDisabled(ctx, true); err != nil {
 		t.Fatalf("revoking the key: %v", err)
