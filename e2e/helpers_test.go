@@ -89,7 +89,13 @@ func (s *scenario) options() framework.PublisherOptions {
 // test; its log tail is printed when the test failed.
 func (s *scenario) start(o framework.PublisherOptions) *framework.Publisher {
 	s.t.Helper()
-	p, err := framework.StartPublisher(s.ctx, env.Sim, o)
+	return s.startWith(env.Sim, o)
+}
+
+// startWith is start against another simulator than the suite's.
+func (s *scenario) startWith(sim *framework.Alisim, o framework.PublisherOptions) *framework.Publisher {
+	s.t.Helper()
+	p, err := framework.StartPublisher(s.ctx, sim, o)
 	if err != nil {
 		s.t.Fatalf("starting %s: %v", o.Name, err)
 	}

@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/e2e/framework"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
@@ -57,6 +61,58 @@ func TestPublishesNodeRoutes(t *testing.T) {
 	}
 	if err := p.Ready(s.ctx); err != nil {
 		t.Errorf("the leader is not ready after converging: %v", err)
+	}
+}
+
+// TestConditionWaitsForAvailable: with a cloud that keeps new entries
+// Pending for seconds, no node's NetworkUnavailable condition is cleared
+// before its entry is Available.
+func TestConditionWaitsForAvailable(t *testing.T) {
+	s := newScenario(t)
+	slow, err := framework.StartAlisim(s.ctx, framework.AlisimOptions{
+		Bin:       filepath.Join(env.Paths.Bin, "alisim"),
+		Dir:       filepath.Join(s.dir, "slow-alisim"),
+		ExtraArgs: []string{"--write-base=3s"},
+	})
+	if err != nil {
+		t.Fatalf("starting a slow simulator: %v", err)
+	}
+	t.Cleanup(func() { _ = slow.Stop() })
+	s.createNode(node(nodeR, nodeR, "10.244.0.0/24"))
+	s.createNode(node(nodeS, nodeS, "10.244.1.0/24"))
+	s.startWith(slow, s.options())
+
+	var sawPending bool
+	err = framework.Poll(s.ctx, 100*time.Millisecond, waitTimeout, func(ctx context.Context) (bool, error) {
+		es, err := slow.CustomRoutes(ctx, "")
+		if err != nil {
+			return false, err
+		}
+		available := map[string]bool{}
+		for _, e := range es {
+			if e.Status == alisim.StatusPending {
+				sawPending = true
+			}
+			if e.Status == alisim.StatusAvailable {
+				available[e.NextHopID] = true
+			}
+		}
+		done := true
+		for name, inst := range map[string]string{nodeR: "i-2vcxxr", nodeS: "i-2vcxxs"} {
+			c := s.nodeCondition(name)
+			cleared := c != nil && c.Status == corev1.ConditionFalse
+			if cleared && !available[inst] {
+				return false, framework.Permanent(fmt.Errorf("node %s has NetworkUnavailable=False while its entry is not Available: %s", name, routeTable(es)))
+			}
+			done = done && cleared
+		}
+		return done, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawPending {
+		t.Errorf("never saw a Pending entry: the simulator's --write-base did not take effect and the test proved nothing")
 	}
 }
 
