@@ -142,7 +142,11 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 	if cs.join {
 		watch.Poll = 10 * time.Millisecond
 		res := JoinResult{Who: whoPublisher, N: n, Target: b.joinTarget()}
+		gaps := joinGaps(joins, time.Second)
 		for j := range joins {
+			if err := waitFor(ctx, gaps[j]); err != nil {
+				return err
+			}
 			m := b.fleet.Member(n + j)
 			t0 := time.Now()
 			if err := b.reg.Join(ctx, m); err != nil {

@@ -131,3 +131,20 @@ func TestJoinTargetFollowsTheCoalescingWindow(t *testing.T) {
 		t.Errorf("join target with a 100ms window %v, want %v", got, want)
 	}
 }
+
+func TestJoinGaps(t *testing.T) {
+	a, b := joinGaps(20, 10*time.Second), joinGaps(20, 10*time.Second)
+	var sum time.Duration
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("join gaps differ between runs")
+		}
+		if a[i] < 0 || a[i] >= 10*time.Second {
+			t.Fatalf("gap %v outside [0, 10s)", a[i])
+		}
+		sum += a[i]
+	}
+	if mean := sum / 20; mean < 2*time.Second || mean > 8*time.Second {
+		t.Errorf("mean gap %v is not spread over the period", mean)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -215,4 +216,18 @@ func waitFor(ctx context.Context, d time.Duration) error {
 func pagesPerListing(entries int) int {
 	const pageSize = 100
 	return max(1, (entries+pageSize-1)/pageSize)
+}
+
+// joinGaps returns the pauses before each of n joins: uniform in [0, spread),
+// from a fixed seed so that runs are comparable. Joining right after the
+// previous route appeared would keep every join in the same phase of a
+// controller's periodic work (for the upstream controller: always a full
+// reconcile period away from its next pass), which no real cluster does.
+func joinGaps(n int, spread time.Duration) []time.Duration {
+	r := rand.New(rand.NewPCG(7, 7)) //nolint:gosec // G404: join timing needs no cryptographic randomness.
+	gaps := make([]time.Duration, n)
+	for i := range gaps {
+		gaps[i] = time.Duration(r.Int64N(int64(spread)))
+	}
+	return gaps
 }

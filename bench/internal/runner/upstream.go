@@ -80,7 +80,11 @@ func (b *bench) upstreamSession(ctx context.Context, n int, cs sessionCases) (er
 	if cs.join {
 		watch.Poll = 20 * time.Millisecond
 		res := JoinResult{Who: whoUpstream, N: n}
+		gaps := joinGaps(joins, b.cfg.UpstreamPeriod)
 		for j := range joins {
+			if err := waitFor(ctx, gaps[j]); err != nil {
+				return err
+			}
 			m := b.fleet.Member(n + j)
 			t0 := time.Now()
 			if err := b.reg.Join(ctx, m); err != nil {
