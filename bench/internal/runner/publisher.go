@@ -136,6 +136,10 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 	}
 	if !out.Converged {
 		b.results.Notes = append(b.results.Notes, fmt.Sprintf("publisher did not converge with %d nodes within %v; later cases at this size skipped", n, b.cfg.PublisherTimeout))
+		if cs.cost {
+			// Memory is still worth knowing; a resync cannot be measured.
+			b.results.Cost = append(b.results.Cost, CostResult{N: n, CPU: sample.CPU, PeakRSS: sample.PeakRSS, ResyncCPU: -1})
+		}
 		return nil
 	}
 

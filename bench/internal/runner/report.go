@@ -66,7 +66,7 @@ func (r *Results) Report(w io.Writer, cfg Config) error {
 	if len(r.Cost) > 0 {
 		p("\nPublisher cost\tN\tCPU to converge\tCPU per resync\tpeak RSS\n")
 		for _, c := range r.Cost {
-			p("\t%d\t%s\t%.1f ms\t%.1f MiB\n", c.N, secs(c.CPU), ms(c.ResyncCPU), mib(c.PeakRSS))
+			p("\t%d\t%s\t%s\t%.1f MiB\n", c.N, secs(c.CPU), resyncCell(c), mib(c.PeakRSS))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -145,7 +145,11 @@ func (r *Results) Lines() []string {
 			s.N, prefix, float64(s.Calls.Writes())/s.Periods, prefix, listings(s), prefix, listCalls(s)/s.Periods, prefix, s.Periods))
 	}
 	for _, c := range r.Cost {
-		out = append(out, fmt.Sprintf("bench cost N=%d cpu_s=%.2f peak_rss_mib=%.1f resync_cpu_ms=%.1f", c.N, c.CPU.Seconds(), mib(c.PeakRSS), ms(c.ResyncCPU)))
+		line := fmt.Sprintf("bench cost N=%d cpu_s=%.2f peak_rss_mib=%.1f", c.N, c.CPU.Seconds(), mib(c.PeakRSS))
+		if c.ResyncCPU >= 0 {
+			line += fmt.Sprintf(" resync_cpu_ms=%.1f", ms(c.ResyncCPU))
+		}
+		out = append(out, line)
 	}
 	return out
 }
@@ -179,6 +183,14 @@ func runCell(r *ColdRun) string {
 		cell += fmt.Sprintf(", ~%s extrapolated", secs(e))
 	}
 	return cell
+}
+
+// resyncCell is the CPU of one resync, or n/a when it was not measured.
+func resyncCell(c CostResult) string {
+	if c.ResyncCPU < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f ms", ms(c.ResyncCPU))
 }
 
 // splitCell shows when the last route became Available and when the last

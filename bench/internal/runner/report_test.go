@@ -30,7 +30,8 @@ func sampleResults() *Results {
 		},
 		Steady: []SteadyResult{{Who: whoPublisher, N: 1020, Periods: 6, Passes: 6,
 			Calls: cloudsim.Calls{"DescribeRouteEntryList": 66}, PagesPerListing: 11, Tables: 1}},
-		Cost:  []CostResult{{N: 5000, CPU: 4200 * time.Millisecond, PeakRSS: 48 << 20, ResyncCPU: 35 * time.Millisecond}},
+		Cost: []CostResult{{N: 5000, CPU: 4200 * time.Millisecond, PeakRSS: 48 << 20, ResyncCPU: 35 * time.Millisecond},
+			{N: 9000, CPU: time.Minute, PeakRSS: 80 << 20, ResyncCPU: -1}},
 		Notes: []string{"something skipped"},
 	}
 }
@@ -44,10 +45,14 @@ func TestLines(t *testing.T) {
 		"bench join N=200 upstream_p50_s=5.00 upstream_p99_s=5.00 upstream_samples=1",
 		"bench steady N=1020 writes_per_resync=0.00 lists_per_resync=1.00 list_calls_per_resync=11.00 resyncs=6.0",
 		"bench cost N=5000 cpu_s=4.20 peak_rss_mib=48.0 resync_cpu_ms=35.0",
+		"bench cost N=9000 cpu_s=60.00 peak_rss_mib=80.0",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("lines lack %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "peak_rss_mib=80.0 resync_cpu_ms") {
+		t.Error("an unmeasured resync is reported")
 	}
 }
 

@@ -112,7 +112,8 @@ type CostResult struct {
 	// PeakRSS is VmHWM at the end of the run, in bytes.
 	PeakRSS uint64
 	// ResyncCPU is the CPU time of the steady window divided by its
-	// periods: the cost of one resync, idle work included.
+	// periods: the cost of one resync, idle work included. Negative when
+	// not measured (the publisher did not converge).
 	ResyncCPU time.Duration
 	// Window is the length of the steady window ResyncCPU comes from.
 	Window time.Duration
