@@ -139,6 +139,13 @@ func run() error {
 	}
 	fmt.Print(auditText)
 
+	// Let a person look at the converged table before the drift.
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(5 * time.Second):
+	}
+
 	// Drift: delete one of our entries behind the publisher's back.
 	victim, err := ownEntry(ctx, env, "10.244.1.0/24")
 	if err != nil {
@@ -172,8 +179,14 @@ func done(err error) error {
 	return err
 }
 
+// story keeps what the demo did, shown under every redraw so that a
+// terminal that is cleared on refresh still tells what happened.
+var story []string
+
 func say(format string, args ...any) {
-	fmt.Printf("\n==> "+format+"\n", args...)
+	line := fmt.Sprintf(time.Now().Format("15:04:05")+" "+format, args...)
+	story = append(story, line)
+	fmt.Printf("\n==> %s\n", line)
 }
 
 // view is one refresh of the screen.
@@ -198,7 +211,7 @@ func watch(ctx context.Context, env *framework.Env, pub *framework.Publisher, ti
 		if err != nil && ctx.Err() == nil {
 			screen = fmt.Sprintf("%s\n(refresh failed: %v)\n", screen, err)
 		}
-		screen += footer
+		screen += footer + "\nWhat happened so far:\n  " + strings.Join(story, "\n  ") + "\n"
 		v = nv
 		// Redraw when something but the clock in the title changed: on a
 		// terminal in place, in a log only then.
