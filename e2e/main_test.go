@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,19 +41,42 @@ func run(m *testing.M) int {
 		}
 	}()
 
-	// An interrupt (Ctrl-C, or go test's own timeout handling) still stops
-	// every child process before the binary exits.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// An interrupt (Ctrl-C, a hang-up, SIGTERM) stops every child process
+	// and removes the directory before the binary exits; during set-up it
+	// cancels the set-up, which cleans up. Should the binary die otherwise
+	// (go test's timeout panic, SIGKILL), the kernel kills the children.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ready atomic.Pointer[framework.Env]
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	keepOnSignal := keep
+	go func() {
+		sig, ok := <-signals
+		if !ok {
+			return
+		}
+		cancel()
+		if ready.Load() != nil {
+			fmt.Fprintf(os.Stderr, "%v: stopping every process of the e2e run\n", sig)
+			_ = framework.StopAll(framework.DefaultStopTimeout)
+			if !keepOnSignal {
+				_ = os.RemoveAll(dir)
+			}
+			os.Exit(130)
+		}
+	}()
 
-	setupCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	setupCtx, setupCancel := context.WithTimeout(ctx, 5*time.Minute)
 	start := time.Now()
 	env, err = framework.Setup(setupCtx, dir)
-	cancel()
+	setupCancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "setting up the e2e environment:", err)
 		return 1
 	}
+	ready.Store(env)
 	fmt.Printf("e2e environment up in %s (control plane %s, alisim %s, dir %s)\n",
 		time.Since(start).Round(time.Millisecond), env.CP.ServerURL, env.Sim.APIAddr, dir)
 	defer func() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,8 +65,10 @@ func StartProcess(name, logDir, bin string, args, env []string) (*Process, error
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
 	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	running.add(p)
 	go func() {
 		err := cmd.Wait()
+		running.remove(p)
 		_ = logFile.Close()
 		p.mu.Lock()
 		p.waitErr, p.exited = err, true
@@ -73,6 +76,45 @@ func StartProcess(name, logDir, bin string, args, env []string) (*Process, error
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// registry tracks the live children of the harness, in start order.
+type registry struct {
+	mu    sync.Mutex
+	procs []*Process
+}
+
+var running registry
+
+func (r *registry) add(p *Process) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.procs = append(r.procs, p)
+}
+
+func (r *registry) remove(p *Process) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, q := range r.procs {
+		if q == p {
+			r.procs = append(r.procs[:i], r.procs[i+1:]...)
+			return
+		}
+	}
+}
+
+// StopAll stops every process the harness started and that still runs, the
+// most recent first (publishers before the simulator, the API server before
+// etcd), for an interrupted run that cannot wait for its cleanups.
+func StopAll(timeout time.Duration) error {
+	running.mu.Lock()
+	procs := slices.Clone(running.procs)
+	running.mu.Unlock()
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		errs = append(errs, procs[i].Stop(timeout))
+	}
+	return errors.Join(errs...)
 }
 
 // PID is the operating-system process ID.
