@@ -634,6 +634,11 @@ func (t *Tables) wait(ctx context.Context, rs []route.Route, results []route.Res
 	logger := klog.FromContext(ctx)
 	deadline := t.now().Add(t.waitTimeout)
 	lastStatus := map[int]string{}
+	// unseen counts the consecutive listings that did not show a created
+	// entry: the VPC API lists an entry as soon as the write returns, so
+	// one that stays invisible was removed out of band, and waiting the
+	// whole timeout for it would only stall the pass.
+	unseen := map[int]int{}
 	var lastErr error
 	for poll := 0; len(verify) > 0; poll++ {
 		if !sleepCtx(ctx, min(t.poll.delay(poll), max(deadline.Sub(t.now()), 0))) {
@@ -644,14 +649,31 @@ func (t *Tables) wait(ctx context.Context, rs []route.Route, results []route.Res
 			want[rs[i].Table] = append(want[rs[i].Table], rs[i].Destination)
 		}
 		snap, err := t.snapshot(ctx, want)
-		if err != nil {
+		switch {
+		case err != nil && !route.Retryable(err) && !errors.Is(err, ErrNetwork):
+			// Rejected credentials or a vanished table: no later listing
+			// will tell more before the configuration changes.
+			for i := range verify {
+				results[i].Err = fmt.Errorf("waiting for entry %s via %s in route table %s: %w", rs[i].Destination, rs[i].NextHop, rs[i].Table, err)
+				delete(verify, i)
+			}
+			return
+		case err != nil:
 			lastErr = err
 			logger.V(2).Info("Listing route tables while waiting for entries failed", "err", err)
-		} else {
+		default:
 			for i, writeErr := range verify {
 				done, status, err := t.check(rs[i], snap, writeErr, goal)
 				if status != "" {
 					lastStatus[i] = status
+				}
+				if !done && goal != waitGone && status == "" && writeErr == nil {
+					if unseen[i]++; unseen[i] >= vanishedAfter {
+						done, err = true, fmt.Errorf("entry %s via %s in route table %s was written but is no longer listed (removed out of band?): %w",
+							rs[i].Destination, rs[i].NextHop, rs[i].Table, route.ErrNotAvailable)
+					}
+				} else {
+					unseen[i] = 0
 				}
 				if !done {
 					continue
@@ -684,6 +706,10 @@ func (t *Tables) wait(ctx context.Context, rs []route.Route, results []route.Res
 		results[i].Err = err
 	}
 }
+
+// vanishedAfter is how many consecutive listings may miss an entry that was
+// written successfully before the wait gives up on it.
+const vanishedAfter = 3
 
 // check decides one entry against a table snapshot: done reports whether
 // the outcome is final, err is the outcome and status the entry's status.

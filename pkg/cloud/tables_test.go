@@ -331,6 +331,58 @@ func TestCreateWaitTimeoutIsNotAvailable(t *testing.T) {
 	}
 }
 
+// An entry removed out of band while the publisher waits for it to become
+// Available ends the wait at once (the next pass re-creates it) instead of
+// stalling the pass for the whole wait timeout.
+func TestCreateWaitEndsWhenTheEntryVanishes(t *testing.T) {
+	ts := startSim(t, alisim.Options{WriteBase: time.Hour})
+	c := newTestCloud(t, ts, func(o *Options) { o.RouteWaitTimeout = time.Minute }, testTuning(nil, nil))
+	rs := podRoutes(alisim.DefaultTableID, "i-2vcxxr", 1)
+	done := make(chan []route.Result, 1)
+	start := time.Now()
+	go func() { done <- c.Table().Create(c.ctx, rs) }()
+	var entry alisim.RouteEntry
+	waitFor(t, "the Pending entry", func() bool {
+		e, ok := simRoutes(t, ts, alisim.DefaultTableID)[rs[0].Destination]
+		entry = e
+		return ok
+	})
+	if err := ts.Sim.DeleteRoute(entry.ID); err != nil {
+		t.Fatal(err)
+	}
+	results := <-done
+	if err := results[0].Err; !errors.Is(err, route.ErrNotAvailable) || !strings.Contains(err.Error(), "no longer listed") {
+		t.Fatalf("err = %v, want ErrNotAvailable saying the entry is no longer listed", err)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("Create took %v after the entry vanished; it waited for the timeout", elapsed)
+	}
+}
+
+// Credentials rejected while waiting end the wait with the typed error.
+func TestCreateWaitEndsWhenCredentialsAreRejected(t *testing.T) {
+	ts := startSim(t, alisim.Options{WriteBase: time.Hour})
+	c := newTestCloud(t, ts, func(o *Options) { o.RouteWaitTimeout = time.Minute }, testTuning(nil, nil))
+	rs := podRoutes(alisim.DefaultTableID, "i-2vcxxr", 1)
+	done := make(chan []route.Result, 1)
+	start := time.Now()
+	go func() { done <- c.Table().Create(c.ctx, rs) }()
+	waitFor(t, "the Pending entry", func() bool {
+		_, ok := simRoutes(t, ts, alisim.DefaultTableID)[rs[0].Destination]
+		return ok
+	})
+	if err := ts.Sim.SetAccessKeyDisabled(testKeyID, true); err != nil {
+		t.Fatal(err)
+	}
+	results := <-done
+	if err := results[0].Err; !errors.Is(err, route.ErrUnauthorized) {
+		t.Fatalf("err = %v, want ErrUnauthorized", err)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("Create took %v after the key was disabled; it waited for the timeout", elapsed)
+	}
+}
+
 func TestDeleteWaitsUntilGoneAndAlreadyGoneIsSuccess(t *testing.T) {
 	ts := startSim(t, alisim.Options{WriteBase: 200 * time.Millisecond})
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
