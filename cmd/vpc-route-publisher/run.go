@@ -78,7 +78,6 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	if err != nil {
 		return fmt.Errorf("registering the route metrics: %w", err)
 	}
-	cloudMetrics := &lateGatherer{}
 	health := newCloudHealth()
 	ready := newReadiness()
 
@@ -87,7 +86,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 		return err
 	}
 	defer healthSrv.shutdown(ctx)
-	metricsSrv, err := serve(ctx, "metrics", o.metricsAddr, metricsMux(prometheus.Gatherers{reg, cloudMetrics}), e.listening)
+	metricsSrv, err := serve(ctx, "metrics", o.metricsAddr, metricsMux(reg), e.listening)
 	if err != nil {
 		return err
 	}
@@ -120,7 +119,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	}()
 	src.Start(ctx)
 
-	access, err := connectCloud(ctx, o.cloud, v.cfg.Policy.ClusterID, cloudMetrics, health, e)
+	access, err := connectCloud(ctx, o.cloud, v.cfg.Policy.ClusterID, reg, health, e)
 	if err != nil {
 		if ctx.Err() != nil {
 			logger.Info("Stopped before connecting to the cloud")
@@ -166,16 +165,14 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 // failure may go away by itself (credentials rejected or not yet mounted,
 // network, throttling); /readyz says why meanwhile. Any other failure is a
 // configuration error.
-func connectCloud(ctx context.Context, opts *cloud.Options, clusterID string, metrics *lateGatherer, health *cloudHealth, e env) (*cloudAccess, error) {
+func connectCloud(ctx context.Context, opts *cloud.Options, clusterID string, reg prometheus.Registerer, health *cloudHealth, e env) (*cloudAccess, error) {
 	logger := klog.FromContext(ctx)
 	backoff := e.connectBackoff
 	for {
-		// A registry per attempt: a failed attempt may have registered
-		// its metrics already.
-		reg := prometheus.NewRegistry()
+		// Every attempt counts its calls in the same series, so a
+		// publisher stuck on rejected credentials shows it in its metrics.
 		access, err := e.connect(ctx, opts, clusterID, reg)
 		if err == nil {
-			metrics.set(reg)
 			health.set(nil)
 			return access, nil
 		}

@@ -341,6 +341,53 @@ func TestReadinessFollowsCredentials(t *testing.T) {
 	}
 }
 
+// The calls of failed connection attempts are counted: a replica stuck on a
+// rejected key shows the Alibaba error code in its metrics, not only in its
+// log and readiness.
+func TestRejectedConnectionAttemptsAreInTheMetrics(t *testing.T) {
+	c := newCluster(t, testNode("i-2vcxxr", "10.244.0.0/24"))
+	if err := c.sim.Sim.SetAccessKeyDisabled(testKeyID, true); err != nil {
+		t.Fatal(err)
+	}
+	stop := c.start(c.env(), c.runArgs("--leader-elect=false"))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	health, metrics, err := c.ln.wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rejected calls counted", func() (bool, string) {
+		_, body := get("http://" + metrics + "/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "vpc_route_publisher_cloud_api_calls_total{") && !strings.Contains(line, `code="Success"`) {
+				return true, line
+			}
+		}
+		return false, body
+	})
+	if code, _ := get("http://" + health + "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d with the key disabled, want 503", code)
+	}
+	if err := c.sim.Sim.SetAccessKeyDisabled(testKeyID, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready once the key works, with the calls of every attempt counted", func() (bool, string) {
+		code, _ := get("http://" + health + "/readyz")
+		_, body := get("http://" + metrics + "/metrics")
+		var failed, succeeded bool
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "vpc_route_publisher_cloud_api_calls_total{") {
+				succeeded = succeeded || strings.Contains(line, `code="Success"`)
+				failed = failed || !strings.Contains(line, `code="Success"`)
+			}
+		}
+		return code == http.StatusOK && failed && succeeded, body
+	})
+	if code, stderr := stop(); code != exitOK {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestCloudConfigErrorsExitWithUsage(t *testing.T) {
 	c := newCluster(t)
 	e := c.env()

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"k8s.io/klog/v2"
 )
 
@@ -91,30 +90,6 @@ func newRegistry() (*prometheus.Registry, error) {
 		}
 	}
 	return reg, nil
-}
-
-// lateGatherer serves a registry that is only known later: the cloud
-// metrics live in the registry of the connection attempt that succeeded.
-type lateGatherer struct {
-	mu sync.Mutex
-	g  prometheus.Gatherer
-}
-
-func (l *lateGatherer) set(g prometheus.Gatherer) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.g = g
-}
-
-// Gather implements prometheus.Gatherer.
-func (l *lateGatherer) Gather() ([]*dto.MetricFamily, error) {
-	l.mu.Lock()
-	g := l.g
-	l.mu.Unlock()
-	if g == nil {
-		return nil, nil
-	}
-	return g.Gather()
 }
 
 func metricsMux(g prometheus.Gatherer) *http.ServeMux {
