@@ -13,11 +13,7 @@ const (
 var instanceStatuses = map[string]bool{"Pending": true, "Running": true, "Starting": true, "Stopping": true, "Stopped": true}
 
 func (s *Simulator) describeInstances(c *call) (any, *apiError) {
-	page, aerr := parseInt(c, "PageNumber", 1, 1, 1<<30)
-	if aerr != nil {
-		return nil, aerr
-	}
-	size, aerr := parseInt(c, "PageSize", 10, 1, maxInstancePage)
+	page, size, aerr := parsePage(c, maxInstancePage)
 	if aerr != nil {
 		return nil, aerr
 	}

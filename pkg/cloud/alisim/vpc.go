@@ -127,6 +127,18 @@ func parseInt(c *call, name string, def, lo, hi int) (int, *apiError) {
 	return n, nil
 }
 
+// parsePage reads PageNumber (default 1) and PageSize (default 10, at most
+// maxSize) of a Describe call.
+func parsePage(c *call, maxSize int) (page, size int, aerr *apiError) {
+	if page, aerr = parseInt(c, "PageNumber", 1, 1, 1<<30); aerr != nil {
+		return 0, 0, aerr
+	}
+	if size, aerr = parseInt(c, "PageSize", 10, 1, maxSize); aerr != nil {
+		return 0, 0, aerr
+	}
+	return page, size, nil
+}
+
 func paginate[T any](items []T, page, size int) []T {
 	start := (page - 1) * size
 	if start >= len(items) {
@@ -215,11 +227,7 @@ func (s *Simulator) busyErrorLocked(vpcID string, now time.Time) *apiError {
 // --- read actions ---
 
 func (s *Simulator) describeVpcs(c *call) (any, *apiError) {
-	page, aerr := parseInt(c, "PageNumber", 1, 1, 1<<30)
-	if aerr != nil {
-		return nil, aerr
-	}
-	size, aerr := parseInt(c, "PageSize", 10, 1, maxVpcPage)
+	page, size, aerr := parsePage(c, maxVpcPage)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -290,11 +298,7 @@ func (s *Simulator) describeVpcs(c *call) (any, *apiError) {
 }
 
 func (s *Simulator) describeVSwitches(c *call) (any, *apiError) {
-	page, aerr := parseInt(c, "PageNumber", 1, 1, 1<<30)
-	if aerr != nil {
-		return nil, aerr
-	}
-	size, aerr := parseInt(c, "PageSize", 10, 1, maxVpcPage)
+	page, size, aerr := parsePage(c, maxVpcPage)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -354,11 +358,7 @@ func (s *Simulator) describeVSwitches(c *call) (any, *apiError) {
 }
 
 func (s *Simulator) describeRouteTableList(c *call) (any, *apiError) {
-	page, aerr := parseInt(c, "PageNumber", 1, 1, 1<<30)
-	if aerr != nil {
-		return nil, aerr
-	}
-	size, aerr := parseInt(c, "PageSize", 10, 1, maxRouteTablePage)
+	page, size, aerr := parsePage(c, maxRouteTablePage)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -646,11 +646,10 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		if it["DstCidrBlock"] == "" {
 			return nil, errorf(CodeMissingParameter, "RouteEntries.N.DstCidrBlock is mandatory for this action.")
 		}
-		desc := it["Description"]
-		if desc == "" {
-			desc = it["Describption"] // the SDK's misspelled twin field
+		if it["Description"] == "" {
+			it["Description"] = it["Describption"] // the SDK's misspelled twin field
 		}
-		if aerr := validateNameDescription(it["Name"], desc); aerr != nil {
+		if aerr := validateNameDescription(it["Name"], it["Description"]); aerr != nil {
 			return nil, aerr
 		}
 	}
@@ -677,7 +676,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		FailedRouteEntries []failedEntryJSON `json:"FailedRouteEntries"`
 	}{RouteEntryIDs: []string{}, FailedRouteEntries: []failedEntryJSON{}}
 	var created []*RouteEntry
-	batchCount := map[string]int{}
+	custom := map[string]int{} // custom entries per table, counted once, plus those created so far
 	for _, it := range items {
 		fail := func(code, msg string) {
 			out.FailedRouteEntries = append(out.FailedRouteEntries, failedEntryJSON{DstCidrBlock: it["DstCidrBlock"], NextHop: it["NextHop"], FailedCode: code, FailedMessage: msg})
@@ -708,17 +707,17 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 			fail(FailedCidrDuplicate, "Specified CIDR block is already exists, entry.cidrBlock="+dst.String())
 			continue
 		}
-		if s.customCountLocked(table)+batchCount[table] >= s.quotaLocked(table) {
+		n, counted := custom[table]
+		if !counted {
+			n = s.customCountLocked(table)
+		}
+		if n >= s.quotaLocked(table) {
 			fail(FailedQuota, defaultMessage[CodeQuotaExceeded])
 			continue
 		}
-		desc := it["Description"]
-		if desc == "" {
-			desc = it["Describption"]
-		}
-		batchCount[table]++
+		custom[table] = n + 1
 		created = append(created, &RouteEntry{ID: s.newID("rte-"), TableID: table, Destination: dst, Type: EntryTypeCustom,
-			NextHopType: hopType, NextHopID: it["NextHop"], Name: it["Name"], Description: desc, Status: StatusPending, Created: c.now})
+			NextHopType: hopType, NextHopID: it["NextHop"], Name: it["Name"], Description: it["Description"], Status: StatusPending, Created: c.now})
 	}
 	if len(created) > 0 {
 		until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(len(created)))
