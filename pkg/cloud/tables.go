@@ -277,21 +277,28 @@ func (t *Tables) snapshot(ctx context.Context, want map[string][]netip.Prefix) (
 // Create writes the routes with the ownership marker of the cluster and
 // waits until they are Available.
 func (t *Tables) Create(ctx context.Context, rs []route.Route) []route.Result {
+	return t.write(ctx, rs, "CreateRouteEntries", t.validateCreate, t.createBatch, waitAvailable)
+}
+
+// write masks the destinations, writes the routes that pass validate in
+// batches with action, and waits until each reaches goal. Routes that fail
+// validation are not written; their result carries the validation error.
+func (t *Tables) write(ctx context.Context, rs []route.Route, action string, validate func(route.Route) error, write batchFunc, goal waitGoal) []route.Result {
 	rs = masked(rs)
 	results := make([]route.Result, len(rs))
 	var todo []int
 	for i, r := range rs {
 		results[i].Route = r
-		if err := t.validateCreate(r); err != nil {
+		if err := validate(r); err != nil {
 			results[i].Err = err
 			continue
 		}
 		todo = append(todo, i)
 	}
 	t.writeMu.Lock()
-	verify := t.writeRounds(ctx, "CreateRouteEntries", rs, results, todo, t.createBatch)
+	verify := t.writeRounds(ctx, action, rs, results, todo, write)
 	t.writeMu.Unlock()
-	t.wait(ctx, rs, results, verify, waitAvailable)
+	t.wait(ctx, rs, results, verify, goal)
 	return results
 }
 
@@ -496,22 +503,7 @@ func allFailed(idx []int, err error) map[int]error {
 // and waits until they are gone. An entry that is already gone counts as
 // deleted.
 func (t *Tables) Delete(ctx context.Context, rs []route.Route) []route.Result {
-	rs = masked(rs)
-	results := make([]route.Result, len(rs))
-	var todo []int
-	for i, r := range rs {
-		results[i].Route = r
-		if err := validateKey(r); err != nil {
-			results[i].Err = err
-			continue
-		}
-		todo = append(todo, i)
-	}
-	t.writeMu.Lock()
-	verify := t.writeRounds(ctx, "DeleteRouteEntries", rs, results, todo, t.deleteBatch)
-	t.writeMu.Unlock()
-	t.wait(ctx, rs, results, verify, waitGone)
-	return results
+	return t.write(ctx, rs, "DeleteRouteEntries", validateKey, t.deleteBatch, waitGone)
 }
 
 // entryGoneCodes are the codes that mean "the entry to delete does not
@@ -575,43 +567,36 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 // unmarked entries with ModifyRouteEntry, and waits until they are
 // Available again.
 func (t *Tables) Adopt(ctx context.Context, rs []route.Route) []route.Result {
-	rs = masked(rs)
-	results := make([]route.Result, len(rs))
-	var todo []int
-	for i, r := range rs {
-		results[i].Route = r
-		if err := t.validateCreate(r); err != nil {
-			results[i].Err = err
-			continue
-		}
-		if r.EntryID == "" {
-			results[i].Err = fmt.Errorf("route %s in %s has no entry ID to adopt: %w", r.Destination, r.Table, route.ErrInvalid)
-			continue
-		}
-		todo = append(todo, i)
+	return t.write(ctx, rs, "ModifyRouteEntry", t.validateAdopt, t.adoptBatch, waitAdopted)
+}
+
+func (t *Tables) validateAdopt(r route.Route) error {
+	if err := t.validateCreate(r); err != nil {
+		return err
 	}
-	modify := func(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
-		errs := map[int]error{}
-		for _, i := range idx {
-			r := rs[i]
-			req := vpc.CreateModifyRouteEntryRequest()
-			req.RouteTableId = table
-			req.RouteEntryId = r.EntryID
-			req.RouteEntryName = entryName(r.Node)
-			req.Description = route.Marker{Cluster: t.clusterID, Node: r.Node}.String()
-			if _, err := call(ctx, t.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) {
-				return t.api.ModifyRouteEntry(req)
-			}); err != nil {
-				errs[i] = fmt.Errorf("adopting entry %s (%s) in route table %s: %w", r.EntryID, r.Destination, table, err)
-			}
-		}
-		return errs
+	if r.EntryID == "" {
+		return fmt.Errorf("route %s in %s has no entry ID to adopt: %w", r.Destination, r.Table, route.ErrInvalid)
 	}
-	t.writeMu.Lock()
-	verify := t.writeRounds(ctx, "ModifyRouteEntry", rs, results, todo, modify)
-	t.writeMu.Unlock()
-	t.wait(ctx, rs, results, verify, waitAdopted)
-	return results
+	return nil
+}
+
+// adoptBatch modifies the entries one by one: the API has no batch modify.
+func (t *Tables) adoptBatch(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
+	errs := map[int]error{}
+	for _, i := range idx {
+		r := rs[i]
+		req := vpc.CreateModifyRouteEntryRequest()
+		req.RouteTableId = table
+		req.RouteEntryId = r.EntryID
+		req.RouteEntryName = entryName(r.Node)
+		req.Description = route.Marker{Cluster: t.clusterID, Node: r.Node}.String()
+		if _, err := call(ctx, t.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) {
+			return t.api.ModifyRouteEntry(req)
+		}); err != nil {
+			errs[i] = fmt.Errorf("adopting entry %s (%s) in route table %s: %w", r.EntryID, r.Destination, table, err)
+		}
+	}
+	return errs
 }
 
 type waitGoal int
