@@ -59,20 +59,9 @@ func (s *Simulator) PutRoute(e RouteEntry) (RouteEntry, error) {
 	} else if _, dup := s.st.entries[e.ID]; dup {
 		return RouteEntry{}, fmt.Errorf("route entry %s already exists: %w", e.ID, ErrInvalid)
 	}
-	if e.Type == "" {
-		e.Type = EntryTypeCustom
-	}
-	if e.NextHopType == "" {
-		e.NextHopType = NextHopInstance
-	}
-	if e.Status == "" {
-		e.Status = StatusAvailable
-	}
-	if e.Created.IsZero() {
-		e.Created = s.clock.Now()
-	}
+	e.setDefaults(s.clock.Now())
 	ne := e
-	s.addEntryLocked(&ne)
+	s.st.addEntry(&ne)
 	return ne, nil
 }
 
@@ -84,8 +73,7 @@ func (s *Simulator) DeleteRoute(entryID string) error {
 	if !ok {
 		return fmt.Errorf("route entry %s: %w", entryID, ErrNotFound)
 	}
-	delete(s.st.entries, entryID)
-	delete(s.st.byTable[e.TableID], entryID)
+	s.st.removeEntry(e)
 	return nil
 }
 
@@ -258,10 +246,9 @@ func (s *Simulator) AddTable(t RouteTable, vswitchIDs ...string) (RouteTable, er
 	s.st.byTable[t.ID] = map[string]*RouteEntry{}
 	for _, id := range vswitchIDs {
 		w := s.st.vswitches[id]
-		for eid, e := range s.st.byTable[w.RouteTableID] {
+		for _, e := range s.st.byTable[w.RouteTableID] {
 			if e.Type == EntryTypeSystem && e.NextHopType == NextHopLocal && e.NextHopID == w.ID {
-				delete(s.st.entries, eid)
-				delete(s.st.byTable[w.RouteTableID], eid)
+				s.st.removeEntry(e)
 			}
 		}
 		w.RouteTableID = t.ID

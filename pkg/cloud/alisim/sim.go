@@ -231,20 +231,8 @@ func (s *Simulator) LoadState(in *State) error {
 		if e.ID == "" {
 			e.ID = s.newID("rte-")
 		}
-		if e.Type == "" {
-			e.Type = EntryTypeCustom
-		}
-		if e.NextHopType == "" {
-			e.NextHopType = NextHopInstance
-		}
-		if e.Status == "" {
-			e.Status = StatusAvailable
-		}
-		if e.Created.IsZero() {
-			e.Created = now
-		}
-		m.entries[e.ID] = &e
-		m.byTable[e.TableID][e.ID] = &e
+		e.setDefaults(now)
+		m.addEntry(&e)
 	}
 	for i := range st.Instances {
 		in := st.Instances[i]
@@ -398,9 +386,37 @@ func (s *Simulator) ensureSystemEntriesLocked(vpcID string, now time.Time) {
 			e.Type = EntryTypeSystem
 			e.Status = StatusAvailable
 			e.Created = now
-			m.entries[e.ID] = &e
-			m.byTable[table][e.ID] = &e
+			m.addEntry(&e)
 		}
+	}
+}
+
+// addEntry and removeEntry keep the two indexes of entries, by ID and by
+// table, in step.
+func (m *model) addEntry(e *RouteEntry) {
+	m.entries[e.ID] = e
+	m.byTable[e.TableID][e.ID] = e
+}
+
+func (m *model) removeEntry(e *RouteEntry) {
+	delete(m.entries, e.ID)
+	delete(m.byTable[e.TableID], e.ID)
+}
+
+// setDefaults fills the zero fields of an entry that is put or loaded:
+// Custom, Instance next hop, Available, created now.
+func (e *RouteEntry) setDefaults(now time.Time) {
+	if e.Type == "" {
+		e.Type = EntryTypeCustom
+	}
+	if e.NextHopType == "" {
+		e.NextHopType = NextHopInstance
+	}
+	if e.Status == "" {
+		e.Status = StatusAvailable
+	}
+	if e.Created.IsZero() {
+		e.Created = now
 	}
 }
 
@@ -416,7 +432,7 @@ func (m *model) findByDestination(table string, dst netip.Prefix) *RouteEntry {
 // advanceLocked applies every entry transition due at the clock's now.
 func (s *Simulator) advanceLocked() {
 	now := s.clock.Now()
-	for id, e := range s.st.entries {
+	for _, e := range s.st.entries {
 		if e.Until.IsZero() || now.Before(e.Until) {
 			continue
 		}
@@ -425,8 +441,7 @@ func (s *Simulator) advanceLocked() {
 			e.Status = StatusAvailable
 			e.Until = time.Time{}
 		case StatusDeleting:
-			delete(s.st.entries, id)
-			delete(s.st.byTable[e.TableID], id)
+			s.st.removeEntry(e)
 		}
 	}
 }

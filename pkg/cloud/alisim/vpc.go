@@ -578,7 +578,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(1))
 	e := &RouteEntry{ID: s.newID("rte-"), TableID: tableID, Destination: dst, Type: EntryTypeCustom, NextHopType: hopType,
 		NextHopID: c.get("NextHopId"), Name: name, Description: desc, Status: StatusPending, Until: until, Created: c.now}
-	s.addEntryLocked(e)
+	s.st.addEntry(e)
 	if token != "" {
 		if len(s.clientTokens) >= 4096 {
 			for k, rec := range s.clientTokens {
@@ -590,11 +590,6 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 		s.clientTokens[c.cred.ID+"/"+token] = clientTokenRecord{fingerprint: fingerprint, entryID: e.ID, at: c.now}
 	}
 	return resp{RouteEntryID: e.ID}, nil
-}
-
-func (s *Simulator) addEntryLocked(e *RouteEntry) {
-	s.st.entries[e.ID] = e
-	s.st.byTable[e.TableID][e.ID] = e
 }
 
 // batchParams returns the RouteEntries.N.* parameters grouped by N, in
@@ -723,7 +718,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(len(created)))
 		for _, e := range created {
 			e.Until = until
-			s.addEntryLocked(e)
+			s.st.addEntry(e)
 			out.RouteEntryIDs = append(out.RouteEntryIDs, e.ID)
 		}
 	}
