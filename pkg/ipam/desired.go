@@ -257,14 +257,18 @@ func pinnedNode(p pool, nodeExists func(string) bool) (string, *route.Problem) {
 	return node, nil
 }
 
-// poolClaims returns the destinations of Spiderpool IPAM. A pool's
-// destination is the smallest prefix covering its IPs, which keeps the route
-// table small, unless that prefix would also cover IPs of a pool that is not
-// exclusively this node's (or would leave the cluster CIDRs); then it is the
-// exact, minimal set of prefixes of its IPs.
-func poolClaims(set poolSet, nodeExists func(string) bool, clusterCIDRs []netip.Prefix) ([]claim, []route.Problem) {
+// pinnedPool is a routable pool with IPs and the one existing node it is
+// pinned to.
+type pinnedPool struct {
+	pool
+	node string
+}
+
+// pinnedPools returns the routable pools with IPs that are pinned to one
+// existing node, and the problems of the set and of the other routable pools.
+func pinnedPools(set poolSet, nodeExists func(string) bool, clusterCIDRs []netip.Prefix) ([]pinnedPool, []route.Problem) {
 	problems := slices.Clone(set.problems)
-	var claims []claim
+	var pinned []pinnedPool
 	for _, p := range set.pools {
 		if !routable(p, clusterCIDRs) || len(p.ranges) == 0 {
 			continue
@@ -274,6 +278,21 @@ func poolClaims(set poolSet, nodeExists func(string) bool, clusterCIDRs []netip.
 			problems = append(problems, *problem)
 			continue
 		}
+		pinned = append(pinned, pinnedPool{pool: p, node: node})
+	}
+	return pinned, problems
+}
+
+// poolClaims returns the destinations of Spiderpool IPAM. A pool's
+// destination is the smallest prefix covering its IPs, which keeps the route
+// table small, unless that prefix would also cover IPs of a pool that is not
+// exclusively this node's (or would leave the cluster CIDRs); then it is the
+// exact, minimal set of prefixes of its IPs.
+func poolClaims(set poolSet, nodeExists func(string) bool, clusterCIDRs []netip.Prefix) ([]claim, []route.Problem) {
+	pinned, problems := pinnedPools(set, nodeExists, clusterCIDRs)
+	var claims []claim
+	for _, pp := range pinned {
+		p, node := pp.pool, pp.node
 		var outside []netip.Prefix
 		for _, dest := range poolDestinations(p, node, set.pools, clusterCIDRs) {
 			if !inClusterCIDR(dest, clusterCIDRs) {
@@ -322,17 +341,9 @@ func poolDestinations(p pool, node string, all []pool, clusterCIDRs []netip.Pref
 // the pod CIDRs of its node: those are what gets routed, so a pod given an
 // IP outside them would be unreachable from other nodes.
 func validatePools(set poolSet, podCIDRs map[string][]netip.Prefix, clusterCIDRs []netip.Prefix) []route.Problem {
-	problems := slices.Clone(set.problems)
-	nodeExists := func(n string) bool { _, ok := podCIDRs[n]; return ok }
-	for _, p := range set.pools {
-		if !routable(p, clusterCIDRs) || len(p.ranges) == 0 {
-			continue
-		}
-		node, problem := pinnedNode(p, nodeExists)
-		if problem != nil {
-			problems = append(problems, *problem)
-			continue
-		}
+	pinned, problems := pinnedPools(set, func(n string) bool { _, ok := podCIDRs[n]; return ok }, clusterCIDRs)
+	for _, pp := range pinned {
+		p, node := pp.pool, pp.node
 		var outside []string
 		for _, r := range p.ranges {
 			if !rangeInPrefixes(r, podCIDRs[node]) {
