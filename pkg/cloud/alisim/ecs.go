@@ -55,12 +55,9 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	from := ""
-	if tok := c.get("NextToken"); tok != "" {
-		var ok bool
-		if from, ok = decodeToken("i", tok); !ok {
-			return nil, errorf(CodeInvalidNextToken, "The specified NextToken is invalid.")
-		}
+	from, aerr := parseNextToken(c, "i")
+	if aerr != nil {
+		return nil, aerr
 	}
 	if st := c.get("Status"); st != "" && !instanceStatuses[st] {
 		return nil, errorf(CodeInvalidStatus, "Status %q is not supported.", st)

@@ -434,6 +434,20 @@ func decodeToken(kind, tok string) (string, bool) {
 	return id, ok && id != ""
 }
 
+// parseNextToken returns the ID a NextToken of kind resumes from; "" without
+// a token.
+func parseNextToken(c *call, kind string) (string, *apiError) {
+	tok := c.get("NextToken")
+	if tok == "" {
+		return "", nil
+	}
+	from, ok := decodeToken(kind, tok)
+	if !ok {
+		return "", errorf(CodeInvalidNextToken, "The specified NextToken is invalid.")
+	}
+	return from, nil
+}
+
 func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	tableID := c.get("RouteTableId")
 	if tableID == "" {
@@ -443,12 +457,9 @@ func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	from := ""
-	if tok := c.get("NextToken"); tok != "" {
-		var ok bool
-		if from, ok = decodeToken("rte", tok); !ok {
-			return nil, errorf(CodeInvalidNextToken, "The specified NextToken is invalid.")
-		}
+	from, aerr := parseNextToken(c, "rte")
+	if aerr != nil {
+		return nil, aerr
 	}
 	var dstFilter map[netip.Prefix]bool
 	for i := 1; ; i++ {
