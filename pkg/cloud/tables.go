@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -538,28 +539,22 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 		return t.api.DeleteRouteEntries(req)
 	})
 	if err != nil {
-		if isGone(err) {
-			// One missing entry can fail the whole call; delete the
-			// entries one by one to tell which ones are gone.
-			if len(idx) == 1 {
-				return nil
-			}
-			errs := map[int]error{}
-			for _, i := range idx {
-				for j, e := range t.deleteBatch(ctx, table, rs, []int{i}) {
-					errs[j] = e
-				}
-			}
-			return errs
+		if !isGone(err) {
+			return allFailed(idx, fmt.Errorf("deleting %d entries from route table %s: %w", len(idx), table, err))
 		}
-		return allFailed(idx, fmt.Errorf("deleting %d entries from route table %s: %w", len(idx), table, err))
+		if len(idx) == 1 {
+			return nil
+		}
+		// One missing entry can fail the whole call; delete the entries
+		// one by one to tell which ones are gone.
+		errs := map[int]error{}
+		for _, i := range idx {
+			maps.Copy(errs, t.deleteBatch(ctx, table, rs, []int{i}))
+		}
+		return errs
 	}
 	errs := matchFailures(rs, idx, resp.FailedRouteEntries, "DeleteRouteEntries", resp.RequestId, table)
-	for i, err := range errs {
-		if isGone(err) {
-			delete(errs, i)
-		}
-	}
+	maps.DeleteFunc(errs, func(_ int, err error) bool { return isGone(err) })
 	return errs
 }
 
