@@ -260,7 +260,7 @@ func pinnedNode(p pool, nodeExists func(string) bool) (string, *route.Problem) {
 // pinnedPool is a routable pool with IPs and the one existing node it is
 // pinned to.
 type pinnedPool struct {
-	pool
+	pool pool
 	node string
 }
 
