@@ -57,7 +57,13 @@ func perfReport(ctx context.Context, data string) (string, error) {
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		top = append(top, "    "+strings.TrimSpace(line))
+		// perf pads the symbol column to the longest name and appends
+		// empty columns; keep "overhead [k/.] symbol".
+		f := strings.Fields(line)
+		for len(f) > 0 && f[len(f)-1] == "-" {
+			f = f[:len(f)-1]
+		}
+		top = append(top, "    "+strings.Join(f, " "))
 		if len(top) == 20 {
 			break
 		}
