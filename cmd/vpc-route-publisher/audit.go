@@ -69,7 +69,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 			return nil, err
 		}
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(stripManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(trimCached))
 	defer func() {
 		cancel()
 		factory.Shutdown()

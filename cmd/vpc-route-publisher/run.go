@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
@@ -94,7 +95,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 
 	// Informers run on every replica, so that a follower taking the lease
 	// over starts with warm caches.
-	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(stripManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(trimCached))
 	nodes := factory.Core().V1().Nodes()
 	var controller atomic.Pointer[route.Controller]
 	src, err := ipam.New(v.mode, nodes, c.dynamic, ipam.Options{ClusterCIDRs: v.cfg.Policy.ClusterCIDRs}, func() {
@@ -216,11 +217,24 @@ func requireSpiderIPPools(d discovery.DiscoveryInterface) error {
 	return nil
 }
 
-// stripManagedFields drops managed fields from cached objects: the
-// publisher never reads them and they are a large part of a Node.
-func stripManagedFields(obj any) (any, error) {
+// trimCached is the informers' transform: it drops from cached objects what
+// the publisher never reads (managed fields; most of a Node, see trimNode),
+// which would otherwise be most of its memory.
+func trimCached(obj any) (any, error) {
 	if a, err := meta.Accessor(obj); err == nil {
 		a.SetManagedFields(nil)
 	}
+	if n, ok := obj.(*corev1.Node); ok {
+		trimNode(n)
+	}
 	return obj, nil
+}
+
+// trimNode drops what the publisher never reads from the nodes it caches:
+// annotations and every status field but addresses and conditions. A
+// kubelet's node carries ~50 container images and its capacity, volumes and
+// system info in its status: at 5000 nodes that is most of the cache.
+func trimNode(n *corev1.Node) {
+	n.Annotations = nil
+	n.Status = corev1.NodeStatus{Addresses: n.Status.Addresses, Conditions: n.Status.Conditions}
 }
