@@ -146,27 +146,9 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 	if cs.join {
 		watch.Poll = 10 * time.Millisecond
 		res := JoinResult{Who: whoPublisher, N: n, Target: b.joinTarget()}
-		gaps := joinGaps(joins, time.Second)
-		for j := range joins {
-			if err := waitFor(ctx, gaps[j]); err != nil {
-				return err
-			}
-			m := b.fleet.Member(n + j)
-			t0 := time.Now()
-			if err := b.reg.Join(ctx, m); err != nil {
-				return err
-			}
-			joined = append(joined, m)
-			d, err := watch.Route(ctx, m, t0, time.Minute)
-			if err != nil {
-				return err
-			}
-			res.Samples = append(res.Samples, d)
+		if err := b.joinOneByOne(ctx, watch, &res, joins, time.Second, time.Minute, &joined); err != nil {
+			return err
 		}
-		p50, _ := stats.Percentile(res.Samples, 50)
-		p99, _ := stats.Percentile(res.Samples, 99)
-		b.logf("publisher: %d joins into %d nodes: p50 %.2fs p99 %.2fs", joins, n, p50.Seconds(), p99.Seconds())
-		b.results.Join = append(b.results.Join, res)
 	}
 
 	if cs.steady {
@@ -258,6 +240,35 @@ func (b *bench) publisherSession(ctx context.Context, n int, cs sessionCases) (e
 
 // joinTarget is the p99 join latency the publisher must stay under: one
 // write of one entry, the coalescing window and a second.
+// joinOneByOne joins joins nodes after the res.N converged ones, one at a
+// time with pauses spread over spread, and records into res how long each
+// took from its creation to its route being Available (at most timeout).
+// The joined nodes are appended to joined, for the session's clean-up.
+func (b *bench) joinOneByOne(ctx context.Context, watch tracker.Watch, res *JoinResult, joins int, spread, timeout time.Duration, joined *[]kubelet.Member) error {
+	gaps := joinGaps(joins, spread)
+	for j := range joins {
+		if err := waitFor(ctx, gaps[j]); err != nil {
+			return err
+		}
+		m := b.fleet.Member(res.N + j)
+		t0 := time.Now()
+		if err := b.reg.Join(ctx, m); err != nil {
+			return err
+		}
+		*joined = append(*joined, m)
+		d, err := watch.Route(ctx, m, t0, timeout)
+		if err != nil {
+			return err
+		}
+		res.Samples = append(res.Samples, d)
+	}
+	p50, _ := stats.Percentile(res.Samples, 50)
+	p99, _ := stats.Percentile(res.Samples, 99)
+	b.logf("%s: %d joins into %d nodes: p50 %.2fs p99 %.2fs", res.Who, joins, res.N, p50.Seconds(), p99.Seconds())
+	b.results.Join = append(b.results.Join, *res)
+	return nil
+}
+
 func (b *bench) joinTarget() time.Duration {
 	return b.cfg.Model.Write(1) + coalesceWindow(b.cfg.PublisherArgs) + time.Second
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/cloudsim"
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/kubelet"
-	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/stats"
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/tracker"
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/upstream"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
@@ -80,27 +79,9 @@ func (b *bench) upstreamSession(ctx context.Context, n int, cs sessionCases) (er
 	if cs.join {
 		watch.Poll = 20 * time.Millisecond
 		res := JoinResult{Who: whoUpstream, N: n}
-		gaps := joinGaps(joins, b.cfg.UpstreamPeriod)
-		for j := range joins {
-			if err := waitFor(ctx, gaps[j]); err != nil {
-				return err
-			}
-			m := b.fleet.Member(n + j)
-			t0 := time.Now()
-			if err := b.reg.Join(ctx, m); err != nil {
-				return err
-			}
-			joined = append(joined, m)
-			d, err := watch.Route(ctx, m, t0, 2*time.Minute)
-			if err != nil {
-				return err
-			}
-			res.Samples = append(res.Samples, d)
+		if err := b.joinOneByOne(ctx, watch, &res, joins, b.cfg.UpstreamPeriod, 2*time.Minute, &joined); err != nil {
+			return err
 		}
-		p50, _ := stats.Percentile(res.Samples, 50)
-		p99, _ := stats.Percentile(res.Samples, 99)
-		b.logf("upstream: %d joins into %d nodes: p50 %.2fs p99 %.2fs", joins, n, p50.Seconds(), p99.Seconds())
-		b.results.Join = append(b.results.Join, res)
 	}
 
 	if cs.steady {
