@@ -63,6 +63,8 @@ type config struct {
 	allowIMDSv1                         bool
 	throttles                           string
 	verbose                             bool
+	sourceDestCheckSince                string
+	eniModifyDelay                      time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -83,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.metadataRole, "metadata-role", alisim.DefaultRoleName, "RAM role attached to that instance")
 	fs.BoolVar(&c.allowIMDSv1, "allow-imdsv1", false, "serve metadata GETs without an IMDSv2 session token")
 	fs.StringVar(&c.throttles, "throttle", "", "comma-separated Action=QPS/Burst limits (Action * for every action)")
+	fs.StringVar(&c.sourceDestCheckSince, "source-dest-check-since", "", "RFC 3339 date from which new instances get their ENI's source/destination check on (default 2025-04-22T00:00:00+08:00)")
+	fs.DurationVar(&c.eniModifyDelay, "eni-modify-delay", 0, "how long an ENI attribute change takes to show (default 50ms; negative: instantaneous)")
 	fs.BoolVar(&c.verbose, "v", false, "log every API call to stderr (never secrets)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -147,6 +151,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
 		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, TimestampWindow: c.timestampWindow,
 		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
+	}
+	opts.ENIModifyDelay = c.eniModifyDelay
+	if c.sourceDestCheckSince != "" {
+		since, err := time.Parse(time.RFC3339, c.sourceDestCheckSince)
+		if err != nil {
+			return fmt.Errorf("%w: --source-dest-check-since: %w", errUsage, err)
+		}
+		opts.SourceDestCheckSince = since
 	}
 	if c.timeScale != 1 {
 		opts.Clock = alisim.NewScaledClock(c.timeScale)

@@ -144,6 +144,7 @@ func (s *Simulator) AdminHandler() http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"providerArn": req.ProviderARN})
 		}
 	})
+	s.registerENIAdmin(mux)
 	mux.HandleFunc("GET /admin/counters", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Counters()) })
 	mux.HandleFunc("DELETE /admin/counters", func(w http.ResponseWriter, _ *http.Request) {
 		s.ResetCounters()

@@ -9,7 +9,8 @@
 //     VPC 2016-04-28 (DescribeVpcs, DescribeVSwitches, DescribeRouteTableList,
 //     DescribeRouteEntryList, CreateRouteEntry, CreateRouteEntries,
 //     DeleteRouteEntry, DeleteRouteEntries, ModifyRouteEntry), ECS 2014-05-26
-//     (DescribeInstances) and STS 2015-04-01 (AssumeRoleWithOIDC). Requests
+//     (DescribeInstances, DescribeNetworkInterfaces,
+//     ModifyNetworkInterfaceAttribute) and STS 2015-04-01 (AssumeRoleWithOIDC). Requests
 //     are authenticated like the real service: HMAC-SHA1 signature version
 //     1.0, Timestamp window, SignatureNonce replay, STS SecurityToken and
 //     expiry, and per-key allowed actions (Forbidden.RAM). Errors are the
@@ -44,7 +45,14 @@
 // and ts.Sim gives the Go equivalents of the admin API (Routes, PutRoute,
 // DeleteRoute, ModifyRoute, SetInstanceStatus, ReleaseInstance,
 // AddInstances, AddTable, SetQuota, AddAccessKey, SetBusy, InjectFault,
-// SetThrottle, Counters, State, LoadState, AssumeRole, RegisterOIDCToken).
+// SetThrottle, Counters, State, LoadState, AssumeRole, RegisterOIDCToken,
+// NetworkInterfaces, SetSourceDestCheck, SetInstanceSourceDestCheck,
+// AttachSecondaryENI).
+//
+// Every instance has a primary ENI; its source/destination check is on for
+// instances created from Options.SourceDestCheckSince (Alibaba's default
+// since 2025-04-22) and off for older ones, such as the three instances of
+// DefaultState.
 //
 // docs/alisim.md lists every parameter, error code and HTTP status, and what
 // is knowingly not modelled. The package imports only the standard library.

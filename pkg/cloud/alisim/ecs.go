@@ -81,10 +81,16 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 				IPAddress []string `json:"IpAddress"`
 			} `json:"PrivateIpAddress"`
 		} `json:"VpcAttributes"`
+		// NetworkInterfaces lists the attached ENIs with their type; the
+		// Alibaba CCM takes the Primary one from here.
+		NetworkInterfaces struct {
+			NetworkInterface []instanceENIJSON `json:"NetworkInterface"`
+		} `json:"NetworkInterfaces"`
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []instanceJSON
+	enis := s.instanceENIsLocked()
 	for _, id := range sortedKeys(s.st.instances) {
 		in := s.st.instances[id]
 		if (ids != nil && !ids[id]) || (ips != nil && !ips[in.PrivateIP]) || (from != "" && id < from) ||
@@ -96,6 +102,10 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 			Status: in.Status, InstanceType: "ecs.g7.large", InstanceNetworkType: "vpc", OSType: "linux", CreationTime: "2024-01-01T00:00Z"}
 		j.VpcAttributes.VpcID, j.VpcAttributes.VSwitchID = in.VPCID, in.VSwitchID
 		j.VpcAttributes.PrivateIPAddress.IPAddress = []string{in.PrivateIP.String()}
+		if !in.Created.IsZero() {
+			j.CreationTime = in.Created.UTC().Format(instanceTimeLayout)
+		}
+		j.NetworkInterfaces.NetworkInterface = enis[in.ID]
 		all = append(all, j)
 	}
 	out := struct {
@@ -109,13 +119,19 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 	}{TotalCount: len(all), PageNumber: page, PageSize: size}
 	if tokenMode {
 		out.PageNumber, out.PageSize = 0, 0
-		if len(all) > maxResults {
-			out.NextToken = encodeToken("i", all[maxResults].InstanceID)
-			all = all[:maxResults]
-		}
-		out.Instances.Instance = all
+		out.Instances.Instance, out.NextToken = tokenPage(all, maxResults, "i", func(j instanceJSON) string { return j.InstanceID })
 		return out, nil
 	}
 	out.Instances.Instance = paginate(all, page, size)
 	return out, nil
+}
+
+// tokenPage cuts a NextToken page of at most limit items off items (sorted
+// by ID, starting at the token's ID) and returns the token of the next
+// page, empty on the last one.
+func tokenPage[T any](items []T, limit int, kind string, id func(T) string) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	return items[:limit], encodeToken(kind, id(items[limit]))
 }

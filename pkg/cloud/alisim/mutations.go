@@ -3,7 +3,6 @@ package alisim
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 )
@@ -144,12 +143,15 @@ func (s *Simulator) ReleaseInstance(id string) error {
 		return fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
 	delete(s.st.instances, id)
+	s.st.releaseENIsLocked(id)
 	return nil
 }
 
 // AddInstances creates n Running instances in a vSwitch (empty: the first
 // vSwitch by ID) with consecutive private IPs, skipping addresses in use and
 // the first four and the last address of the vSwitch, which the VPC reserves.
+// Each gets a primary ENI whose source/destination check is on when the
+// clock is past Options.SourceDestCheckSince, as for a new instance.
 func (s *Simulator) AddInstances(n int, vswitchID string) ([]Instance, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,10 +166,8 @@ func (s *Simulator) AddInstances(n int, vswitchID string) ([]Instance, error) {
 	if !ok {
 		return nil, fmt.Errorf("vswitch %s: %w", vswitchID, ErrNotFound)
 	}
-	used := map[netip.Addr]bool{}
-	for _, in := range s.st.instances {
-		used[in.PrivateIP] = true
-	}
+	used := s.st.usedIPsLocked()
+	now := s.clock.Now()
 	out := make([]Instance, 0, n)
 	a := w.CIDR.Masked().Addr().Next().Next().Next()
 	for len(out) < n {
@@ -176,14 +176,17 @@ func (s *Simulator) AddInstances(n int, vswitchID string) ([]Instance, error) {
 			// Roll back: a partial allocation would surprise the caller.
 			for _, in := range out {
 				delete(s.st.instances, in.ID)
+				s.st.releaseENIsLocked(in.ID)
 			}
 			return nil, fmt.Errorf("vswitch %s %s has room for %d more instances, %d requested: %w", w.ID, w.CIDR, len(out), n, ErrInvalid)
 		}
 		if used[a] {
 			continue
 		}
-		in := &Instance{ID: s.newID("i-"), VSwitchID: w.ID, VPCID: w.VPCID, Zone: w.Zone, PrivateIP: a, Status: InstanceRunning}
+		in := &Instance{ID: s.newID("i-"), VSwitchID: w.ID, VPCID: w.VPCID, Zone: w.Zone, PrivateIP: a, Status: InstanceRunning, Created: now}
 		s.st.instances[in.ID] = in
+		eni := s.newPrimaryENI(in, now)
+		s.st.enis[eni.ID] = eni
 		out = append(out, *in)
 	}
 	return out, nil

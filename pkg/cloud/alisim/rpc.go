@@ -70,7 +70,9 @@ var products = map[string]struct {
 		"ModifyRouteEntry":       {handler: (*Simulator).modifyRouteEntry},
 	}},
 	VersionECS: {name: "ecs", actions: map[string]actionSpec{
-		"DescribeInstances": {handler: (*Simulator).describeInstances},
+		"DescribeInstances":               {handler: (*Simulator).describeInstances},
+		"DescribeNetworkInterfaces":       {handler: (*Simulator).describeNetworkInterfaces},
+		"ModifyNetworkInterfaceAttribute": {handler: (*Simulator).modifyNetworkInterfaceAttribute},
 	}},
 	VersionSTS: {name: "sts", actions: map[string]actionSpec{
 		"AssumeRoleWithOIDC": {handler: (*Simulator).assumeRoleWithOIDC, anonymous: true},

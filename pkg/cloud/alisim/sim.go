@@ -49,6 +49,17 @@ type Options struct {
 	MetadataRoleName string
 	// AllowIMDSv1 lets metadata GETs through without a session token.
 	AllowIMDSv1 bool
+	// SourceDestCheckSince is the date from which a new instance's primary
+	// ENI has the source/destination check on by default (Alibaba's phased
+	// rollout started 2025-04-22); instances created earlier, and those of
+	// a state without a creation time, have it off. Zero means
+	// DefaultSourceDestCheckSince.
+	SourceDestCheckSince time.Time
+	// ENIModifyDelay is how long a ModifyNetworkInterfaceAttribute takes to
+	// show in DescribeNetworkInterfaces; a second change of the same ENI
+	// meanwhile fails with InvalidOperation.Conflict. Zero means the
+	// default (50ms); negative means instantaneous.
+	ENIModifyDelay time.Duration
 	// Logger, when set, receives one record per API call: action, result
 	// code, request ID, access key kind and duration, never secrets.
 	Logger *slog.Logger
@@ -92,6 +103,7 @@ type model struct {
 	entries    map[string]*RouteEntry            // by ID
 	byTable    map[string]map[string]*RouteEntry // table → ID → entry
 	instances  map[string]*Instance
+	enis       map[string]*NetworkInterface
 	keys       map[string]*credential
 	providers  map[string]*OIDCProvider
 	roles      map[string]*Role // by ARN
@@ -137,6 +149,15 @@ func New(opts Options) (*Simulator, error) {
 	}
 	if opts.BusyCode == "" {
 		opts.BusyCode = CodeTaskConflict
+	}
+	if opts.SourceDestCheckSince.IsZero() {
+		opts.SourceDestCheckSince = DefaultSourceDestCheckSince
+	}
+	switch {
+	case opts.ENIModifyDelay == 0:
+		opts.ENIModifyDelay = defaultENIModifyDelay
+	case opts.ENIModifyDelay < 0:
+		opts.ENIModifyDelay = 0
 	}
 	if opts.MetadataRoleName == "" {
 		opts.MetadataRoleName = DefaultRoleName
@@ -188,6 +209,7 @@ func (s *Simulator) LoadState(in *State) error {
 		entries:    map[string]*RouteEntry{},
 		byTable:    map[string]map[string]*RouteEntry{},
 		instances:  map[string]*Instance{},
+		enis:       map[string]*NetworkInterface{},
 		keys:       map[string]*credential{},
 		providers:  map[string]*OIDCProvider{},
 		roles:      map[string]*Role{},
@@ -246,6 +268,9 @@ func (s *Simulator) LoadState(in *State) error {
 		}
 		m.instances[in.ID] = &in
 	}
+	if err := s.loadENIsLocked(&m, st.NetworkInterfaces, now); err != nil {
+		return fmt.Errorf("loading state: %w: %w", ErrInvalid, err)
+	}
 	for _, k := range st.AccessKeys {
 		m.keys[k.ID] = &credential{AccessKey: k}
 	}
@@ -301,6 +326,7 @@ func (s *Simulator) State() *State {
 	for _, id := range sortedKeys(m.instances) {
 		out.Instances = append(out.Instances, *m.instances[id])
 	}
+	out.NetworkInterfaces = s.networkInterfacesLocked("")
 	for _, id := range sortedKeys(m.keys) {
 		if k := m.keys[id]; !k.temporary() {
 			ak := k.AccessKey
@@ -329,6 +355,10 @@ func cloneState(in *State) *State {
 	out.RouteTables = slices.Clone(in.RouteTables)
 	out.Entries = slices.Clone(in.Entries)
 	out.Instances = slices.Clone(in.Instances)
+	out.NetworkInterfaces = slices.Clone(in.NetworkInterfaces)
+	for i := range out.NetworkInterfaces {
+		out.NetworkInterfaces[i].PrivateIPs = slices.Clone(out.NetworkInterfaces[i].PrivateIPs)
+	}
 	out.AccessKeys = slices.Clone(in.AccessKeys)
 	out.OIDCProviders = slices.Clone(in.OIDCProviders)
 	out.Roles = slices.Clone(in.Roles)

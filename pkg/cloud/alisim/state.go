@@ -43,6 +43,10 @@ type State struct {
 	AccessKeys    []AccessKey    `json:"accessKeys,omitempty"`
 	OIDCProviders []OIDCProvider `json:"oidcProviders,omitempty"`
 	Roles         []Role         `json:"roles,omitempty"`
+
+	// NetworkInterfaces are the ENIs of the account. Every instance has a
+	// primary ENI; one missing from the state is created on load.
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitempty"`
 }
 
 // VPC is a virtual private cloud.
@@ -101,6 +105,10 @@ type Instance struct {
 	Zone      string     `json:"zone"`
 	PrivateIP netip.Addr `json:"privateIp"`
 	Status    string     `json:"status"`
+
+	// Created is when the instance was created; zero means long ago
+	// (before the source/destination check became a default).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // AccessKey is a permanent RAM access key and what it may call.
