@@ -643,41 +643,61 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	}
 }
 
-// TestRAMPolicy checks that the RAM policy grants exactly the VPC and ECS
-// actions the publisher calls.
+// TestRAMPolicy checks that the RAM policy and its scoped variant grant
+// exactly the VPC and ECS actions the publisher calls, and that the variant
+// grants the writes on route-table ARNs only.
 func TestRAMPolicy(t *testing.T) {
-	b, err := os.ReadFile("ram-policy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p struct {
-		Version   string
-		Statement []struct {
-			Effect   string
-			Action   []string
-			Resource any
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		t.Fatalf("ram-policy.json: %v", err)
-	}
-	var actions []string
-	for _, s := range p.Statement {
-		if s.Effect != "Allow" {
-			t.Errorf("statement with effect %q, want only Allow", s.Effect)
-		}
-		actions = append(actions, s.Action...)
-	}
-	slices.Sort(actions)
 	want := []string{
 		"ecs:DescribeInstances",
 		"vpc:CreateRouteEntries", "vpc:DeleteRouteEntries", "vpc:DescribeRouteEntryList", "vpc:DescribeRouteTableList",
-		"vpc:DescribeVSwitches", "vpc:DescribeVpcs", "vpc:ModifyRouteEntry",
+		"vpc:DescribeVpcs", "vpc:ModifyRouteEntry",
 	}
-	if p.Version != "1" || !slices.Equal(actions, want) {
-		t.Errorf("ram-policy.json: version %q actions %v, want version 1 and %v", p.Version, actions, want)
+	writes := map[string]bool{"vpc:CreateRouteEntries": true, "vpc:DeleteRouteEntries": true, "vpc:ModifyRouteEntry": true}
+	for _, file := range []string{"ram-policy.json", "ram-policy-scoped.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Version   string
+			Statement []struct {
+				Effect   string
+				Action   []string
+				Resource any
+			}
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var actions []string
+		for _, s := range p.Statement {
+			if s.Effect != "Allow" {
+				t.Errorf("%s: statement with effect %q, want only Allow", file, s.Effect)
+			}
+			actions = append(actions, s.Action...)
+			if file != "ram-policy-scoped.json" {
+				continue
+			}
+			resources, _ := s.Resource.([]any)
+			for _, a := range s.Action {
+				switch {
+				case writes[a] && len(resources) == 0:
+					t.Errorf("%s: %s is granted on %v, want route-table ARNs", file, a, s.Resource)
+				case writes[a]:
+					for _, r := range resources {
+						if r, _ := r.(string); !strings.HasPrefix(r, "acs:vpc:") || !strings.Contains(r, ":routetable/vtb-") {
+							t.Errorf("%s: %s is granted on %q, want a route-table ARN", file, a, r)
+						}
+					}
+				}
+			}
+		}
+		slices.Sort(actions)
+		if p.Version != "1" || !slices.Equal(actions, want) {
+			t.Errorf("%s: version %q actions %v, want version 1 and %v", file, p.Version, actions, want)
+		}
 	}
 }
 

@@ -62,6 +62,8 @@ type config struct {
 	metadataInstance, metadataRole      string
 	allowIMDSv1                         bool
 	throttles                           string
+	ramPolicyFile                       string
+	ecsDescribeDenial, vpcDenialCode    string
 	verbose                             bool
 	sourceDestCheckSince                string
 	eniModifyDelay                      time.Duration
@@ -87,6 +89,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.throttles, "throttle", "", "comma-separated Action=QPS/Burst limits (Action * for every action)")
 	fs.StringVar(&c.sourceDestCheckSince, "source-dest-check-since", "", "RFC 3339 date from which new instances get their ENI's source/destination check on (default 2025-04-22T00:00:00+08:00)")
 	fs.DurationVar(&c.eniModifyDelay, "eni-modify-delay", 0, "how long an ENI attribute change takes to show (default 50ms; negative: instantaneous)")
+	fs.StringVar(&c.ramPolicyFile, "ram-policy", "", "RAM policy JSON (the shape of deploy/ram-policy.json) enforced for the --access-key-id key; default: every action allowed")
+	fs.StringVar(&c.ecsDescribeDenial, "ecs-describe-denial", alisim.ECSDenialEmptyList, "how ECS Describe actions refuse a key without the permission: empty-list (HTTP 200, documented) or forbidden (HTTP 403 Forbidden.RAM, ECS since 2025-12-20)")
+	fs.StringVar(&c.vpcDenialCode, "vpc-denial-code", alisim.CodeForbiddenRAM, "code of a VPC action refused by RAM (HTTP 403): Forbidden.RAM or Forbbiden (sic, the VPC reference's error tables)")
 	fs.BoolVar(&c.verbose, "v", false, "log every API call to stderr (never secrets)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if (c.keyID == "") != (c.keySecret == "") {
 		return nil, fmt.Errorf("%w: --access-key-id and --access-key-secret go together", errUsage)
+	}
+	if c.ramPolicyFile != "" && c.keyID == "" {
+		return nil, fmt.Errorf("%w: --ram-policy needs --access-key-id, the key it applies to", errUsage)
 	}
 	if c.timeScale <= 0 {
 		return nil, fmt.Errorf("%w: --time-scale must be positive", errUsage)
@@ -151,6 +159,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
 		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, TimestampWindow: c.timestampWindow,
 		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
+		ECSDescribeDenial: c.ecsDescribeDenial, VPCDenialCode: c.vpcDenialCode,
+	}
+	if c.ramPolicyFile != "" {
+		raw, err := os.ReadFile(c.ramPolicyFile)
+		if err != nil {
+			return fmt.Errorf("reading the RAM policy: %w", err)
+		}
+		if opts.RAMPolicy, err = alisim.ParsePolicy(raw); err != nil {
+			return fmt.Errorf("%w: --ram-policy %s: %w", errUsage, c.ramPolicyFile, err)
+		}
 	}
 	opts.ENIModifyDelay = c.eniModifyDelay
 	if c.sourceDestCheckSince != "" {

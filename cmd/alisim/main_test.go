@@ -16,6 +16,7 @@ import (
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
@@ -144,9 +145,38 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	stop(t, cmd)
 }
 
+// TestBinaryEnforcesRAMPolicy starts the binary with the shipped policy
+// on its key: what the policy grants works, the rest is refused.
+func TestBinaryEnforcesRAMPolicy(t *testing.T) {
+	bin := buildBinary(t)
+	cmd, addrs := startBinary(t, bin, "--listen", "127.0.0.1:0", "--metadata-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--access-key-id", "id1", "--access-key-secret", "secret1", "--ram-policy", filepath.Join("..", "..", "deploy", "ram-policy.json"),
+		"--vpc-denial-code", alisim.CodeForbbiden)
+	client, err := vpc.NewClientWithOptions(alisim.DefaultRegion, sdk.NewConfig().WithScheme("HTTP"), credentials.NewAccessKeyCredential("id1", "secret1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Domain = addrs["api"]
+	if _, err := client.DescribeVpcs(vpc.CreateDescribeVpcsRequest()); err != nil {
+		t.Fatalf("DescribeVpcs is granted by the shipped policy: %v", err)
+	}
+	_, err = client.DescribeVSwitches(vpc.CreateDescribeVSwitchesRequest())
+	var se *sdkerrors.ServerError
+	if !errors.As(err, &se) || se.ErrorCode() != alisim.CodeForbbiden || se.HttpStatus() != http.StatusForbidden {
+		t.Fatalf("DescribeVSwitches = %v, want 403 %s", err, alisim.CodeForbbiden)
+	}
+	stop(t, cmd)
+}
+
 func TestBinaryRejectsBadFlags(t *testing.T) {
 	bin := buildBinary(t)
+	badPolicy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(badPolicy, []byte(`{"Version":"1","Statement":[{"Effect":"Allow","NotAction":"*","Resource":"*"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
+		{"--access-key-id", "id", "--access-key-secret", "s", "--ram-policy", badPolicy},
+		{"--ram-policy", filepath.Join("..", "..", "deploy", "ram-policy.json")},
 		{"--access-key-id", "only-id"},
 		{"--throttle", "DescribeVpcs=fast"},
 		{"--no-such-flag"},

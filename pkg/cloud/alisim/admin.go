@@ -117,9 +117,33 @@ func (s *Simulator) AdminHandler() http.Handler {
 				writeError(w, fmt.Errorf("id and secret are required: %w", ErrInvalid))
 				return
 			}
+			if k.Policy != nil {
+				if err := k.Policy.Validate(); err != nil {
+					writeError(w, err)
+					return
+				}
+			}
 			s.AddAccessKey(k.ID, k.Secret, k.AllowedActions...)
-			err := s.SetAccessKeyDisabled(k.ID, k.Disabled)
+			err := errors.Join(s.SetAccessKeyDisabled(k.ID, k.Disabled), s.SetAccessKeyPolicy(k.ID, k.Policy))
 			respond(w, err, map[string]string{"id": k.ID})
+		}
+	})
+	mux.HandleFunc("PUT /admin/accesskeys/{id}/policy", func(w http.ResponseWriter, r *http.Request) {
+		var p Policy
+		if decode(w, r, &p) {
+			respond(w, s.SetAccessKeyPolicy(r.PathValue("id"), &p), map[string]string{"id": r.PathValue("id")})
+		}
+	})
+	mux.HandleFunc("DELETE /admin/accesskeys/{id}/policy", func(w http.ResponseWriter, r *http.Request) {
+		respond(w, s.SetAccessKeyPolicy(r.PathValue("id"), nil), map[string]string{"id": r.PathValue("id")})
+	})
+	mux.HandleFunc("PUT /admin/roles/policy", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ARN    string  `json:"arn"`
+			Policy *Policy `json:"policy"`
+		}
+		if decode(w, r, &req) {
+			respond(w, s.SetRolePolicy(req.ARN, req.Policy), map[string]string{"arn": req.ARN})
 		}
 	})
 	mux.HandleFunc("PUT /admin/vpcs/{id}/busy", func(w http.ResponseWriter, r *http.Request) {

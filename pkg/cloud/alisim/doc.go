@@ -13,7 +13,9 @@
 //     ModifyNetworkInterfaceAttribute) and STS 2015-04-01 (AssumeRoleWithOIDC). Requests
 //     are authenticated like the real service: HMAC-SHA1 signature version
 //     1.0, Timestamp window, SignatureNonce replay, STS SecurityToken and
-//     expiry, and per-key allowed actions (Forbidden.RAM). Errors are the
+//     expiry, per-key allowed actions (Forbidden.RAM) and RAM policies
+//     (ram.go: Allow/Deny statements, action wildcards, route-table ARNs,
+//     each action refusing in its real shape, DryRun). Errors are the
 //     real JSON body {RequestId, HostId, Code, Message, Recommend} with the
 //     real HTTP status, so the SDK returns *errors.ServerError.
 //   - MetadataHandler: the ECS instance metadata service with IMDSv2
@@ -44,7 +46,8 @@
 //
 // and ts.Sim gives the Go equivalents of the admin API (Routes, PutRoute,
 // DeleteRoute, ModifyRoute, SetInstanceStatus, ReleaseInstance,
-// AddInstances, AddTable, SetQuota, AddAccessKey, SetBusy, InjectFault,
+// AddInstances, AddTable, SetQuota, AddAccessKey, SetAccessKeyPolicy,
+// SetRolePolicy, SetBusy, InjectFault,
 // SetThrottle, Counters, State, LoadState, AssumeRole, RegisterOIDCToken,
 // NetworkInterfaces, SetSourceDestCheck, SetInstanceSourceDestCheck,
 // AttachSecondaryENI).

@@ -92,6 +92,11 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 	var all []instanceJSON
 	enis := s.instanceENIsLocked()
 	for _, id := range sortedKeys(s.st.instances) {
+		if c.denied {
+			// A key without ecs:DescribeInstances sees no instance at
+			// all: HTTP 200 and an empty list (see authorize).
+			break
+		}
 		in := s.st.instances[id]
 		if (ids != nil && !ids[id]) || (ips != nil && !ips[in.PrivateIP]) || (from != "" && id < from) ||
 			(c.has("VpcId") && c.get("VpcId") != in.VPCID) || (c.has("VSwitchId") && c.get("VSwitchId") != in.VSwitchID) ||

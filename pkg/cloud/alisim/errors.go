@@ -76,6 +76,7 @@ const (
 var defaultStatus = map[string]int{
 	CodeInvalidAccessKeyNotFound: http.StatusNotFound,
 	CodeForbiddenRAM:             http.StatusForbidden,
+	CodeForbbiden:                http.StatusForbidden,
 	CodeInvalidAction:            http.StatusNotFound,
 	CodeInstanceNotFound:         http.StatusNotFound,
 	CodeInstanceOtherVpc:         http.StatusNotFound,
@@ -118,6 +119,8 @@ var defaultMessage = map[string]string{
 	CodeMissingParameter:          "Miss mandatory parameter.",
 	CodeInternalError:             "The request processing has failed due to some unknown error, exception or failure.",
 	CodeServiceUnavailable:        "The request has failed due to a temporary failure of the server.",
+	CodeForbbiden:                 "User not authorized to operate on the specified resource.",
+	CodeDryRunOperation:           "Request validation has been passed with DryRun flag set.",
 }
 
 // apiError is an error answered to an API call.
@@ -125,6 +128,8 @@ type apiError struct {
 	Code    string
 	Message string
 	Status  int // 0: from the code
+	// AccessDeniedDetail is added to RAM refusals, as RAM does.
+	AccessDeniedDetail map[string]string
 }
 
 // Error returns the code and message.

@@ -38,6 +38,9 @@ type call struct {
 	params    url.Values
 	cred      *credential // nil for anonymous actions
 	now       time.Time
+	// denied marks a call the key's RAM policy refuses in the shape of an
+	// empty answer (ECS Describe actions, see Options.ECSDescribeDenial).
+	denied bool
 }
 
 func (c *call) get(name string) string { return c.params.Get(name) }
@@ -108,13 +111,17 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-acs-request-id", c.requestID)
 	if aerr != nil {
 		w.WriteHeader(s.statusOf(aerr))
-		_ = json.NewEncoder(w).Encode(map[string]string{
+		body := map[string]any{
 			"RequestId": c.requestID,
 			"HostId":    r.Host,
 			"Code":      aerr.Code,
 			"Message":   aerr.Message,
 			"Recommend": "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(aerr.Code) + "&product=" + c.product,
-		})
+		}
+		if aerr.AccessDeniedDetail != nil {
+			body["AccessDeniedDetail"] = aerr.AccessDeniedDetail
+		}
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	body, err := withRequestID(resp, c.requestID)
@@ -164,6 +171,16 @@ func (s *Simulator) serveCall(w http.ResponseWriter, r *http.Request, c *call) (
 		c.cred = cred
 		if !allowed(cred.AllowedActions, c.product, c.action) {
 			return nil, errorf(CodeForbiddenRAM, "")
+		}
+		if aerr := s.authorize(c); aerr != nil && aerr.Code != CodeDryRunOperation {
+			return nil, aerr
+		} else if aerr != nil {
+			// A dry run passed authorization; it still counts against
+			// throttles and meets injected faults like the real call.
+			if ferr := s.admit(r, c); ferr != nil {
+				return nil, ferr
+			}
+			return nil, aerr
 		}
 	}
 	if aerr := s.admit(r, c); aerr != nil {
@@ -219,6 +236,7 @@ func (s *Simulator) authenticate(method string, c *call) (*credential, *apiError
 	if ok {
 		snapshot = *cred
 		snapshot.AllowedActions = slices.Clone(cred.AllowedActions)
+		snapshot.Policy = cred.Policy.clone()
 	}
 	s.mu.Unlock()
 	if !ok {

@@ -60,6 +60,18 @@ type Options struct {
 	// meanwhile fails with InvalidOperation.Conflict. Zero means the
 	// default (50ms); negative means instantaneous.
 	ENIModifyDelay time.Duration
+	// RAMPolicy, when set, is the RAM policy of the key of AccessKeyID;
+	// nil lets that key call every action.
+	RAMPolicy *Policy
+	// ECSDescribeDenial is how ECS Describe actions refuse a key whose
+	// policy lacks the action: ECSDenialEmptyList (the default, HTTP 200
+	// and an empty list) or ECSDenialForbidden (HTTP 403 Forbidden.RAM).
+	ECSDescribeDenial string
+	// VPCDenialCode is the code of a VPC action refused by the key's
+	// policy, always with HTTP 403: Forbidden.RAM (the default, the
+	// OpenAPI gateway's code) or Forbbiden (sic, the VPC reference's
+	// error tables).
+	VPCDenialCode string
 	// Logger, when set, receives one record per API call: action, result
 	// code, request ID, access key kind and duration, never secrets.
 	Logger *slog.Logger
@@ -97,6 +109,7 @@ type Simulator struct {
 // model is the simulated account state, indexed.
 type model struct {
 	region     string
+	account    string
 	vpcs       map[string]*VPC
 	vswitches  map[string]*VSwitch
 	tables     map[string]*RouteTable
@@ -162,6 +175,21 @@ func New(opts Options) (*Simulator, error) {
 	if opts.MetadataRoleName == "" {
 		opts.MetadataRoleName = DefaultRoleName
 	}
+	var err error
+	if opts.ECSDescribeDenial, err = oneOf("ECS describe denial", opts.ECSDescribeDenial, ECSDenialEmptyList, ECSDenialForbidden); err != nil {
+		return nil, err
+	}
+	if opts.VPCDenialCode, err = oneOf("VPC denial code", opts.VPCDenialCode, CodeForbiddenRAM, CodeForbbiden); err != nil {
+		return nil, err
+	}
+	if opts.RAMPolicy != nil {
+		if opts.AccessKeyID == "" {
+			return nil, fmt.Errorf("a RAM policy needs the access key it applies to: %w", ErrInvalid)
+		}
+		if err := opts.RAMPolicy.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	s := &Simulator{
 		opts:         opts,
 		clock:        opts.Clock,
@@ -185,6 +213,18 @@ func New(opts Options) (*Simulator, error) {
 	return s, nil
 }
 
+// oneOf checks an option against its allowed values; empty means the
+// first, the default.
+func oneOf(what, v string, allowed ...string) (string, error) {
+	if v == "" {
+		return allowed[0], nil
+	}
+	if !slices.Contains(allowed, v) {
+		return "", fmt.Errorf("%s %q is not one of %v: %w", what, v, allowed, ErrInvalid)
+	}
+	return v, nil
+}
+
 // Clock returns the simulator's clock.
 func (s *Simulator) Clock() Clock { return s.clock }
 
@@ -198,11 +238,15 @@ func (s *Simulator) LoadState(in *State) error {
 	if st.Region == "" {
 		st.Region = DefaultRegion
 	}
+	if st.AccountID == "" {
+		st.AccountID = DefaultAccountID
+	}
 	if err := st.validate(); err != nil {
 		return fmt.Errorf("loading state: %w: %w", ErrInvalid, err)
 	}
 	m := model{
 		region:     st.Region,
+		account:    st.AccountID,
 		vpcs:       map[string]*VPC{},
 		vswitches:  map[string]*VSwitch{},
 		tables:     map[string]*RouteTable{},
@@ -272,12 +316,15 @@ func (s *Simulator) LoadState(in *State) error {
 		return fmt.Errorf("loading state: %w: %w", ErrInvalid, err)
 	}
 	for _, k := range st.AccessKeys {
+		k.AllowedActions = slices.Clone(k.AllowedActions)
+		k.Policy = k.Policy.clone()
 		m.keys[k.ID] = &credential{AccessKey: k}
 	}
 	// The key of Options survives state loads: whoever started the
-	// simulator keeps access to it.
+	// simulator keeps access to it, with the policy of Options unless the
+	// state gives it another.
 	if id := s.opts.AccessKeyID; id != "" && m.keys[id] == nil {
-		m.keys[id] = &credential{AccessKey: AccessKey{ID: id, Secret: s.opts.AccessKeySecret}}
+		m.keys[id] = &credential{AccessKey: AccessKey{ID: id, Secret: s.opts.AccessKeySecret, Policy: s.opts.RAMPolicy.clone()}}
 	}
 	for i := range st.OIDCProviders {
 		p := st.OIDCProviders[i]
@@ -285,6 +332,7 @@ func (s *Simulator) LoadState(in *State) error {
 	}
 	for i := range st.Roles {
 		r := st.Roles[i]
+		r.Policy = r.Policy.clone()
 		m.roles[r.ARN] = &r
 	}
 	// Keep temporary credentials already issued: they belong to the
@@ -310,7 +358,7 @@ func (s *Simulator) State() *State {
 	defer s.mu.Unlock()
 	s.advanceLocked()
 	m := &s.st
-	out := &State{Region: m.region}
+	out := &State{Region: m.region, AccountID: m.account}
 	for _, id := range sortedKeys(m.vpcs) {
 		out.VPCs = append(out.VPCs, *m.vpcs[id])
 	}
@@ -331,6 +379,7 @@ func (s *Simulator) State() *State {
 		if k := m.keys[id]; !k.temporary() {
 			ak := k.AccessKey
 			ak.AllowedActions = slices.Clone(ak.AllowedActions)
+			ak.Policy = ak.Policy.clone()
 			out.AccessKeys = append(out.AccessKeys, ak)
 		}
 	}
@@ -343,6 +392,7 @@ func (s *Simulator) State() *State {
 		r := *m.roles[id]
 		r.TrustedProviders = slices.Clone(r.TrustedProviders)
 		r.AllowedActions = slices.Clone(r.AllowedActions)
+		r.Policy = r.Policy.clone()
 		out.Roles = append(out.Roles, r)
 	}
 	return out

@@ -34,7 +34,10 @@ const DefaultQuota = 200
 // State is the whole simulated account: what the admin API dumps and loads
 // and what --state reads. Zero values are filled with defaults on load.
 type State struct {
-	Region        string         `json:"region"`
+	Region string `json:"region"`
+	// AccountID is the account of every ARN (RAM policy resources); empty
+	// means DefaultAccountID.
+	AccountID     string         `json:"accountId,omitempty"`
 	VPCs          []VPC          `json:"vpcs"`
 	VSwitches     []VSwitch      `json:"vswitches"`
 	RouteTables   []RouteTable   `json:"routeTables"`
@@ -119,6 +122,9 @@ type AccessKey struct {
 	// "product:Describe*", "product:*" or "*"; empty means every action.
 	AllowedActions []string `json:"allowedActions,omitempty"`
 	Disabled       bool     `json:"disabled,omitempty"`
+	// Policy is the RAM policy attached to the key; nil means every action
+	// AllowedActions permits. See ram.go for what is enforced.
+	Policy *Policy `json:"policy,omitempty"`
 }
 
 // OIDCProvider is a RAM OIDC identity provider (RRSA).
@@ -135,6 +141,9 @@ type Role struct {
 	// TrustedProviders are the OIDC provider ARNs allowed to assume the role.
 	TrustedProviders []string `json:"trustedProviders,omitempty"`
 	AllowedActions   []string `json:"allowedActions,omitempty"`
+	// Policy is the RAM policy attached to the role; the STS credentials
+	// issued for it carry it. nil means every action AllowedActions permits.
+	Policy *Policy `json:"policy,omitempty"`
 	// MaxSessionSeconds bounds DurationSeconds; 0 means 3600.
 	MaxSessionSeconds int `json:"maxSessionSeconds,omitempty"`
 }
@@ -142,6 +151,7 @@ type Role struct {
 // Default identifiers of DefaultState.
 const (
 	DefaultRegion     = "cn-chengdu"
+	DefaultAccountID  = "1000000000000001"
 	DefaultZone       = "cn-chengdu-a"
 	DefaultVPCID      = "vpc-2vc0000000000000001"
 	DefaultVRouterID  = "vrt-2vc0000000000000001"
@@ -152,10 +162,10 @@ const (
 )
 
 // DefaultRoleARN is the ARN of the role of DefaultState.
-const DefaultRoleARN = "acs:ram::1000000000000001:role/" + DefaultRoleName
+const DefaultRoleARN = "acs:ram::" + DefaultAccountID + ":role/" + DefaultRoleName
 
 // DefaultOIDCProviderARN is the OIDC provider of DefaultState.
-const DefaultOIDCProviderARN = "acs:ram::1000000000000001:oidc-provider/ack-rrsa-cluster"
+const DefaultOIDCProviderARN = "acs:ram::" + DefaultAccountID + ":oidc-provider/ack-rrsa-cluster"
 
 // DefaultState is the documented starting point: region cn-chengdu, one VPC
 // 192.168.0.0/16 (with an IPv6 /56), one vSwitch 192.168.0.0/24 bound to the
@@ -229,6 +239,20 @@ func (s *State) validate() error {
 		}
 		if !e.Destination.IsValid() {
 			return fmt.Errorf("route entry %s: destination is required", e.ID)
+		}
+	}
+	for _, k := range s.AccessKeys {
+		if k.Policy != nil {
+			if err := k.Policy.Validate(); err != nil {
+				return fmt.Errorf("access key %s: %w", k.ID, err)
+			}
+		}
+	}
+	for _, r := range s.Roles {
+		if r.Policy != nil {
+			if err := r.Policy.Validate(); err != nil {
+				return fmt.Errorf("role %s: %w", r.ARN, err)
+			}
 		}
 	}
 	for _, in := range s.Instances {

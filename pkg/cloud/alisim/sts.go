@@ -37,7 +37,7 @@ func randomString(n int) string {
 func (s *Simulator) issueLocked(role *Role, d time.Duration) TemporaryCredentials {
 	now := s.clock.Now()
 	c := &credential{
-		AccessKey: AccessKey{ID: "STS." + randomString(24), Secret: randomString(30), AllowedActions: append([]string(nil), role.AllowedActions...)},
+		AccessKey: AccessKey{ID: "STS." + randomString(24), Secret: randomString(30), AllowedActions: append([]string(nil), role.AllowedActions...), Policy: role.Policy.clone()},
 		token:     "CAIS" + randomString(96),
 		expires:   now.Add(d).Truncate(time.Second),
 	}
@@ -75,27 +75,9 @@ func (s *Simulator) RegisterOIDCToken(token, providerARN string) {
 type oidcClaims struct {
 	Issuer   string   `json:"iss"`
 	Subject  string   `json:"sub"`
-	Audience audience `json:"aud"`
+	Audience stringList `json:"aud"` // a string or an array of strings
 	Expiry   int64    `json:"exp"`
 	IssuedAt int64    `json:"iat"`
-}
-
-// audience is a JWT "aud": a string or an array of strings.
-type audience []string
-
-// UnmarshalJSON accepts both forms of the claim.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("aud is neither a string nor an array of strings: %w", err)
-	}
-	*a = many
-	return nil
 }
 
 func parseJWTClaims(tok string) (oidcClaims, error) {
@@ -148,7 +130,7 @@ func (s *Simulator) assumeRoleWithOIDC(c *call) (any, *apiError) {
 	}
 	seconds = min(seconds, maxSeconds)
 	tok := c.get("OIDCToken")
-	cl := oidcClaims{Issuer: prov.IssuerURL, Subject: "registered-token", Audience: audience(prov.ClientIDs)}
+	cl := oidcClaims{Issuer: prov.IssuerURL, Subject: "registered-token", Audience: stringList(prov.ClientIDs)}
 	if p, ok := s.oidcTokens[tok]; !ok || p != prov.ARN {
 		var err error
 		if cl, err = parseJWTClaims(tok); err != nil {
