@@ -458,6 +458,9 @@ func (s *Simulator) describeNetworkInterfaces(c *call) (any, *apiError) {
 	s.advanceENIsLocked(c.now)
 	var all []eniJSON
 	for _, id := range sortedKeys(s.st.enis) {
+		if c.denied {
+			break // refused by the key's RAM policy: an empty list (see authorize)
+		}
 		e := s.st.enis[id]
 		if (len(idSet) > 0 && !idSet[id]) || (from != "" && id < from) ||
 			(c.has("InstanceId") && c.get("InstanceId") != e.InstanceID) ||

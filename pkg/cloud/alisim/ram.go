@@ -257,6 +257,9 @@ func (s *Simulator) authorize(c *call) *apiError {
 		return nil
 	case dryRun:
 		return s.denied(c, CodeForbiddenRAM, perm, verdict)
+	// Every ECS Describe handler honours c.denied (DescribeInstances,
+	// DescribeNetworkInterfaces): the empty-list shape is the ECS query
+	// actions' shape, not one action's.
 	case c.product == "ecs" && s.opts.ECSDescribeDenial == ECSDenialEmptyList && strings.HasPrefix(c.action, "Describe"):
 		c.denied = true
 		return nil

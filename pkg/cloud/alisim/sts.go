@@ -73,11 +73,11 @@ func (s *Simulator) RegisterOIDCToken(token, providerARN string) {
 
 // oidcClaims are the JWT claims the simulator checks.
 type oidcClaims struct {
-	Issuer   string   `json:"iss"`
-	Subject  string   `json:"sub"`
+	Issuer   string     `json:"iss"`
+	Subject  string     `json:"sub"`
 	Audience stringList `json:"aud"` // a string or an array of strings
-	Expiry   int64    `json:"exp"`
-	IssuedAt int64    `json:"iat"`
+	Expiry   int64      `json:"exp"`
+	IssuedAt int64      `json:"iat"`
 }
 
 func parseJWTClaims(tok string) (oidcClaims, error) {
