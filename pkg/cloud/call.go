@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"k8s.io/klog/v2"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
@@ -47,14 +48,30 @@ type invoker struct {
 	now         func() time.Time
 }
 
-// call runs fn (one SDK call) with rate limiting, deadline and retries.
-// The returned error is an *APIError.
-func call[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) (T, error) {
+// writeActions are the calls that change the cloud. They are fenced: one
+// starts only while the leader lease is surely held, and is bounded so that
+// it cannot complete after the lease may have passed to another replica.
+var writeActions = map[string]bool{
+	"CreateRouteEntries": true, "CreateRouteEntry": true,
+	"DeleteRouteEntries": true, "DeleteRouteEntry": true,
+	"ModifyRouteEntry": true,
+}
+
+// minWriteWindow is the least time a write must have before the fence's
+// deadline to be started at all; less would only time out.
+const minWriteWindow = 200 * time.Millisecond
+
+// call runs one SDK call with rate limiting, deadline and retries. build
+// makes the request anew for every attempt: the SDK signs a request by
+// writing into its maps, and an attempt abandoned on timeout may still be
+// signing or sending its request while the next one starts. The returned
+// error is an *APIError.
+func call[R requests.AcsRequest, T any](ctx context.Context, inv *invoker, action string, build func() R, send func(R) (T, error)) (T, error) {
 	logger := klog.FromContext(ctx)
 	start := inv.now()
 	var zero T
 	for attempt := 0; ; attempt++ {
-		resp, err := callOnce(ctx, inv, action, fn)
+		resp, err := callOnce(ctx, inv, action, build, send)
 		if err == nil {
 			return resp, nil
 		}
@@ -85,21 +102,52 @@ type callResult[T any] struct {
 	err  error
 }
 
+// attemptTimeout is how long one attempt of action may take: the call
+// timeout, cut for a write to what is left before the fence's deadline
+// (route.WriteDeadline). It fails with route.ErrFenced when a write must
+// not start.
+func (inv *invoker) attemptTimeout(ctx context.Context, action string) (time.Duration, *APIError) {
+	timeout := inv.callTimeout
+	if !writeActions[action] {
+		return timeout, nil
+	}
+	deadline, err := route.WriteDeadline(ctx)
+	if err == nil && !deadline.IsZero() {
+		left := deadline.Sub(inv.now())
+		if left < minWriteWindow {
+			err = fmt.Errorf("%w: %v left before the lease may pass to another replica", route.ErrFenced, left.Round(time.Millisecond))
+		}
+		timeout = min(timeout, left)
+	}
+	if err != nil {
+		return 0, &APIError{Action: action, Code: codeFenced, Detail: err.Error(), class: route.ErrFenced}
+	}
+	return timeout, nil
+}
+
 // callOnce makes one rate-limited call. The SDK takes no context, so the call
 // runs in its own goroutine and the caller stops waiting when the context or
-// the call timeout ends; the SDK's own read and connect timeouts (set to the
-// call timeout) make sure the abandoned goroutine finishes soon after.
-func callOnce[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) (T, *APIError) {
+// the attempt's timeout ends. The request carries that timeout as the SDK's
+// read and connect timeouts, so the HTTP exchange of an abandoned attempt
+// ends by then too: a fenced write cannot land after its deadline.
+func callOnce[R requests.AcsRequest, T any](ctx context.Context, inv *invoker, action string, build func() R, send func(R) (T, error)) (T, *APIError) {
 	var zero T
 	if err := inv.limiter.Wait(ctx); err != nil {
 		return zero, &APIError{Action: action, Code: codeTimeout, Detail: "waiting for the client-side rate limit: " + err.Error(), class: ErrNetwork}
 	}
-	callCtx, cancel := context.WithTimeout(ctx, inv.callTimeout)
+	timeout, fenced := inv.attemptTimeout(ctx, action)
+	if fenced != nil {
+		return zero, fenced
+	}
+	req := build()
+	req.SetReadTimeout(timeout)
+	req.SetConnectTimeout(timeout)
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan callResult[T], 1)
 	start := inv.now()
 	go func() {
-		resp, err := fn()
+		resp, err := send(req)
 		done <- callResult[T]{resp: resp, err: err}
 	}()
 	var res callResult[T]

@@ -244,12 +244,12 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 // checkVPC fails early, with a clear message, when the VPC does not exist
 // in the region or the credentials are refused.
 func (c *Cloud) checkVPC(ctx context.Context, api vpcAPI, inv *invoker) error {
-	req := vpc.CreateDescribeVpcsRequest()
-	req.VpcId = c.vpcID
-	req.PageSize = requests.NewInteger(10)
-	resp, err := call(ctx, inv, "DescribeVpcs", func() (*vpc.DescribeVpcsResponse, error) {
-		return api.DescribeVpcs(req)
-	})
+	resp, err := call(ctx, inv, "DescribeVpcs", func() *vpc.DescribeVpcsRequest {
+		req := vpc.CreateDescribeVpcsRequest()
+		req.VpcId = c.vpcID
+		req.PageSize = requests.NewInteger(10)
+		return req
+	}, api.DescribeVpcs)
 	if err != nil {
 		if errors.Is(err, route.ErrUnauthorized) {
 			return fmt.Errorf("describing VPC %s with credentials from %s: %w", c.vpcID, c.credentialSource, err)

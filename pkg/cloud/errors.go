@@ -28,6 +28,9 @@ const (
 	codeTimeout      = "Timeout"
 	codeNetworkError = "NetworkError"
 	codeClientError  = "ClientError"
+	// codeFenced: a write was not sent because the leader lease may be
+	// lost (route.ErrFenced).
+	codeFenced = "Fenced"
 )
 
 // APIError is a failed cloud API call or a failed entry of a batched call.
@@ -98,7 +101,7 @@ func (e *APIError) Retryable() bool { return isRetryableClass(e.class) }
 // client-side errors).
 func (e *APIError) ErrorCode() string {
 	switch e.Code {
-	case codeTimeout, codeNetworkError, codeClientError:
+	case codeTimeout, codeNetworkError, codeClientError, codeFenced:
 		return ""
 	}
 	return e.Code

@@ -21,8 +21,8 @@ import (
 const maxInstanceIDs = 100
 
 // ipLookupTTL is how long an InternalIP → instance mapping found in ECS is
-// reused. Private IPs are reused only after an instance is released, which
-// the node object also notices.
+// reused. Private IPs are reused only after an instance is released, and a
+// mapping to an instance that Status finds released is dropped at once.
 const ipLookupTTL = 10 * time.Minute
 
 // Instances maps nodes to ECS instances of one VPC and reports their status.
@@ -88,13 +88,13 @@ func (in *Instances) InstanceID(ctx context.Context, n route.NodeRef) (string, e
 	if err != nil {
 		return "", fmt.Errorf("node %s: encoding InternalIPs: %w", n.Name, err)
 	}
-	req := ecs.CreateDescribeInstancesRequest()
-	req.VpcId = in.vpcID
-	req.PrivateIpAddresses = string(encoded)
-	req.PageSize = requests.NewInteger(maxInstanceIDs)
-	resp, err := call(ctx, in.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) {
-		return in.api.DescribeInstances(req)
-	})
+	resp, err := call(ctx, in.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
+		req := ecs.CreateDescribeInstancesRequest()
+		req.VpcId = in.vpcID
+		req.PrivateIpAddresses = string(encoded)
+		req.PageSize = requests.NewInteger(maxInstanceIDs)
+		return req
+	}, in.api.DescribeInstances)
 	if err != nil {
 		return "", fmt.Errorf("looking up the ECS instance of node %s by InternalIP %s: %w", n.Name, strings.Join(ips, ","), err)
 	}
@@ -153,18 +153,41 @@ func (in *Instances) Status(ctx context.Context, ids []string) (map[string]strin
 		if err != nil {
 			return nil, fmt.Errorf("encoding instance IDs: %w", err)
 		}
-		req := ecs.CreateDescribeInstancesRequest()
-		req.InstanceIds = string(encoded)
-		req.PageSize = requests.NewInteger(maxInstanceIDs)
-		resp, err := call(ctx, in.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) {
-			return in.api.DescribeInstances(req)
-		})
+		resp, err := call(ctx, in.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
+			req := ecs.CreateDescribeInstancesRequest()
+			req.InstanceIds = string(encoded)
+			req.PageSize = requests.NewInteger(maxInstanceIDs)
+			return req
+		}, in.api.DescribeInstances)
 		if err != nil {
 			return nil, fmt.Errorf("describing %d ECS instances: %w", len(chunk), err)
 		}
 		for _, inst := range resp.Instances.Instance {
 			out[inst.InstanceId] = inst.Status
 		}
+		in.forgetReleased(chunk, out)
 	}
 	return out, nil
+}
+
+// forgetReleased drops the InternalIP lookups that found an instance ECS no
+// longer knows: its private IP may be handed to a new instance at once, and
+// a node reusing it must not be mapped to the released one.
+func (in *Instances) forgetReleased(asked []string, found map[string]string) {
+	released := map[string]bool{}
+	for _, id := range asked {
+		if _, ok := found[id]; !ok {
+			released[id] = true
+		}
+	}
+	if len(released) == 0 {
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for k, hit := range in.byIPs {
+		if released[hit.id] {
+			delete(in.byIPs, k)
+		}
+	}
 }

@@ -48,6 +48,28 @@ func TestInstanceID(t *testing.T) {
 	}
 }
 
+// TestInstanceLookupForgetsReleasedInstances: once Status finds an instance
+// released, the InternalIP lookup that found it is dropped at once (its IP
+// may already belong to a new instance), not after the lookup TTL.
+func TestInstanceLookupForgetsReleasedInstances(t *testing.T) {
+	ts := startSim(t, alisim.Options{})
+	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	in := c.Instances()
+	ref := route.NodeRef{Name: "n2", InternalIPs: []netip.Addr{netip.MustParseAddr("192.168.0.12")}}
+	if id, err := in.InstanceID(c.ctx, ref); err != nil || id != "i-2vcxxt" {
+		t.Fatalf("by InternalIP: %q, %v", id, err)
+	}
+	if err := ts.Sim.ReleaseInstance("i-2vcxxt"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := in.Status(c.ctx, []string{"i-2vcxxt"}); err != nil || len(st) != 0 {
+		t.Fatalf("status of the released instance: %v, %v", st, err)
+	}
+	if id, err := in.InstanceID(c.ctx, ref); !errors.Is(err, route.ErrNoInstance) {
+		t.Errorf("lookup after the release = %q, %v; want ErrNoInstance, not the released instance", id, err)
+	}
+}
+
 func TestInstanceStatusBatchesOf100(t *testing.T) {
 	ts := startSim(t, alisim.Options{})
 	if _, err := ts.Sim.AddVSwitch(alisim.VSwitch{ID: "vsw-big", VPCID: alisim.DefaultVPCID, Zone: alisim.DefaultZone, CIDR: mustPrefix("192.168.16.0/20")}); err != nil {

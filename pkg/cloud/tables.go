@@ -99,11 +99,11 @@ func (t *Tables) tableInfo(rt vpc.RouterTableListType) route.TableInfo {
 func (t *Tables) describeConfigured(ctx context.Context) ([]route.TableInfo, error) {
 	infos := make([]route.TableInfo, 0, len(t.configured))
 	for _, id := range t.configured {
-		req := vpc.CreateDescribeRouteTableListRequest()
-		req.RouteTableId = id
-		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) {
-			return t.api.DescribeRouteTableList(req)
-		})
+		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() *vpc.DescribeRouteTableListRequest {
+			req := vpc.CreateDescribeRouteTableListRequest()
+			req.RouteTableId = id
+			return req
+		}, t.api.DescribeRouteTableList)
 		if err != nil {
 			return nil, fmt.Errorf("describing route table %s: %w", id, err)
 		}
@@ -131,13 +131,13 @@ func (t *Tables) discover(ctx context.Context) ([]route.TableInfo, error) {
 	var infos []route.TableInfo
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
-		req := vpc.CreateDescribeRouteTableListRequest()
-		req.VpcId = t.vpcID
-		req.PageNumber = requests.NewInteger(page)
-		req.PageSize = requests.NewInteger(maxTablePage)
-		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) {
-			return t.api.DescribeRouteTableList(req)
-		})
+		resp, err := call(ctx, t.inv, "DescribeRouteTableList", func() *vpc.DescribeRouteTableListRequest {
+			req := vpc.CreateDescribeRouteTableListRequest()
+			req.VpcId = t.vpcID
+			req.PageNumber = requests.NewInteger(page)
+			req.PageSize = requests.NewInteger(maxTablePage)
+			return req
+		}, t.api.DescribeRouteTableList)
 		if err != nil {
 			return nil, fmt.Errorf("listing the route tables of VPC %s: %w", t.vpcID, err)
 		}
@@ -183,17 +183,17 @@ func (t *Tables) listTable(ctx context.Context, table string, dst netip.Prefix) 
 	var out []route.Route
 	token := ""
 	for {
-		req := vpc.CreateDescribeRouteEntryListRequest()
-		req.RouteTableId = table
-		req.RouteEntryType = entryTypeCustom
-		req.MaxResult = requests.NewInteger(maxEntryPage)
-		req.NextToken = token
-		if dst.IsValid() {
-			req.DestinationCidrBlock = dst.String()
-		}
-		resp, err := call(ctx, t.inv, "DescribeRouteEntryList", func() (*vpc.DescribeRouteEntryListResponse, error) {
-			return t.api.DescribeRouteEntryList(req)
-		})
+		resp, err := call(ctx, t.inv, "DescribeRouteEntryList", func() *vpc.DescribeRouteEntryListRequest {
+			req := vpc.CreateDescribeRouteEntryListRequest()
+			req.RouteTableId = table
+			req.RouteEntryType = entryTypeCustom
+			req.MaxResult = requests.NewInteger(maxEntryPage)
+			req.NextToken = token
+			if dst.IsValid() {
+				req.DestinationCidrBlock = dst.String()
+			}
+			return req
+		}, t.api.DescribeRouteEntryList)
 		if err != nil {
 			return nil, fmt.Errorf("listing route table %s: %w", table, err)
 		}
@@ -459,11 +459,11 @@ func (t *Tables) createBatch(ctx context.Context, table string, rs []route.Route
 			Description:  route.Marker{Cluster: t.clusterID, Node: r.Node}.String(),
 		})
 	}
-	req := vpc.CreateCreateRouteEntriesRequest()
-	req.RouteEntries = &entries
-	resp, err := call(ctx, t.inv, "CreateRouteEntries", func() (*vpc.CreateRouteEntriesResponse, error) {
-		return t.api.CreateRouteEntries(req)
-	})
+	resp, err := call(ctx, t.inv, "CreateRouteEntries", func() *vpc.CreateRouteEntriesRequest {
+		req := vpc.CreateCreateRouteEntriesRequest()
+		req.RouteEntries = &entries
+		return req
+	}, t.api.CreateRouteEntries)
 	if err != nil {
 		return allFailed(idx, fmt.Errorf("creating %d entries in route table %s: %w", len(idx), table, err))
 	}
@@ -533,11 +533,11 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 			NextHop:      r.NextHop,
 		})
 	}
-	req := vpc.CreateDeleteRouteEntriesRequest()
-	req.RouteEntries = &entries
-	resp, err := call(ctx, t.inv, "DeleteRouteEntries", func() (*vpc.DeleteRouteEntriesResponse, error) {
-		return t.api.DeleteRouteEntries(req)
-	})
+	resp, err := call(ctx, t.inv, "DeleteRouteEntries", func() *vpc.DeleteRouteEntriesRequest {
+		req := vpc.CreateDeleteRouteEntriesRequest()
+		req.RouteEntries = &entries
+		return req
+	}, t.api.DeleteRouteEntries)
 	if err != nil {
 		if !isGone(err) {
 			return allFailed(idx, fmt.Errorf("deleting %d entries from route table %s: %w", len(idx), table, err))
@@ -580,14 +580,14 @@ func (t *Tables) adoptBatch(ctx context.Context, table string, rs []route.Route,
 	errs := map[int]error{}
 	for _, i := range idx {
 		r := rs[i]
-		req := vpc.CreateModifyRouteEntryRequest()
-		req.RouteTableId = table
-		req.RouteEntryId = r.EntryID
-		req.RouteEntryName = entryName(r.Node)
-		req.Description = route.Marker{Cluster: t.clusterID, Node: r.Node}.String()
-		if _, err := call(ctx, t.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) {
-			return t.api.ModifyRouteEntry(req)
-		}); err != nil {
+		if _, err := call(ctx, t.inv, "ModifyRouteEntry", func() *vpc.ModifyRouteEntryRequest {
+			req := vpc.CreateModifyRouteEntryRequest()
+			req.RouteTableId = table
+			req.RouteEntryId = r.EntryID
+			req.RouteEntryName = entryName(r.Node)
+			req.Description = route.Marker{Cluster: t.clusterID, Node: r.Node}.String()
+			return req
+		}, t.api.ModifyRouteEntry); err != nil {
 			errs[i] = fmt.Errorf("adopting entry %s (%s) in route table %s: %w", r.EntryID, r.Destination, table, err)
 		}
 	}

@@ -34,6 +34,10 @@ const (
 	ReasonPoolNotPinned = "PoolNotPinned"
 	// ReasonPoolNodeNotFound: a SpiderIPPool names a node that does not exist.
 	ReasonPoolNodeNotFound = "PoolNodeNotFound"
+	// ReasonPoolCheckFailed: in auto mode, the SpiderIPPools (or their CRD)
+	// cannot be listed, so the pools are not checked against the nodes'
+	// podCIDRs. The routes, which come from the nodes, still publish.
+	ReasonPoolCheckFailed = "PoolCheckFailed"
 )
 
 // claim is one destination a node asks for, with the object it comes from.

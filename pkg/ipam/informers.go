@@ -79,7 +79,7 @@ func poolInUse(u *unstructured.Unstructured) bool {
 // may not read CRDs, forbidden is set: the pool checks of auto mode are then
 // skipped (and the error logged once) rather than holding up the routes of
 // every node until the RBAC is fixed.
-func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func(), forbidden *atomic.Bool) (cache.SharedIndexInformer, error) {
+func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func(), forbidden *atomic.Bool, lastErr *lastError) (cache.SharedIndexInformer, error) {
 	byName := func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SpiderIPPoolCRDName).String()
 	}
@@ -88,6 +88,11 @@ func newCRDInformer(client dynamic.Interface, pools *poolWatch, notify func(), f
 	_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		if apierrors.IsForbidden(err) && !forbidden.Swap(true) {
 			klog.FromContext(ctx).Error(err, "Cannot watch CustomResourceDefinitions; SpiderIPPools are not checked against node podCIDRs until customresourcedefinitions get/list/watch is allowed")
+		}
+		if !apierrors.IsForbidden(err) {
+			// Forbidden is a deliberate RBAC choice, logged once above;
+			// anything else is a failure of the pool check.
+			lastErr.set(err)
 		}
 		cache.DefaultWatchErrorHandler(ctx, r, err)
 	})

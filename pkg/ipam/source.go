@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -78,6 +79,26 @@ type Source struct {
 	crds cache.SharedIndexInformer
 	// crdsForbidden is set when CRDs may not be read (auto mode only).
 	crdsForbidden atomic.Bool
+	// crdErr is the last error listing or watching the CRD (auto mode).
+	crdErr lastError
+}
+
+// lastError holds the last error an informer reported, for problems.
+type lastError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (l *lastError) set(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.err = err
+}
+
+func (l *lastError) get() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }
 
 var _ route.Source = (*Source)(nil)
@@ -161,7 +182,7 @@ func newSource(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Inter
 	}
 	s.pools = &poolWatch{client: client, onChange: notify}
 	if mode == ModeAuto {
-		crds, err := newCRDInformer(client, s.pools, notify, &s.crdsForbidden)
+		crds, err := newCRDInformer(client, s.pools, notify, &s.crdsForbidden, &s.crdErr)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +217,9 @@ func (s *Source) HasSynced() bool {
 	case ModeSpiderpool:
 		return s.pools.synced()
 	case ModeAuto:
-		return (s.crds.HasSynced() || s.crdsForbidden.Load()) && (!s.pools.running() || s.pools.synced())
+		// The pool check is advisory: routes come from the nodes alone,
+		// so neither the CRD nor the pools may hold them up.
+		return true
 	default:
 		return true
 	}
@@ -249,12 +272,33 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 		} else if s.pools.running() {
 			logger.V(2).Info("SpiderIPPool cache not synced yet; pools are not checked in this pass")
 		}
+		if p, failed := s.poolCheckFailure(); failed {
+			problems = append(problems, p)
+		}
 	}
 	routes, overlaps := resolve(claims)
 	problems = append(problems, overlaps...)
 	sortProblems(problems)
 	logger.V(4).Info("Computed desired routes", "source", s.mode, "routes", len(routes), "problems", len(problems))
 	return routes, problems, nil
+}
+
+// poolCheckFailure reports, in auto mode, why the pools cannot be checked
+// when listing them or their CRD fails (and the pool cache has not synced
+// since): the failure is a problem of the check, never of the routes.
+func (s *Source) poolCheckFailure() (route.Problem, bool) {
+	err := s.pools.listError()
+	if err == nil && !s.crds.HasSynced() {
+		err = s.crdErr.get()
+	}
+	if err == nil {
+		return route.Problem{}, false
+	}
+	return route.Problem{
+		Object:  "CustomResourceDefinition/" + SpiderIPPoolCRDName,
+		Reason:  ReasonPoolCheckFailed,
+		Message: fmt.Sprintf("SpiderIPPools (CRD %s) cannot be listed, so they are not checked against the nodes' podCIDRs; routes are published from the nodes regardless: %v.", SpiderIPPoolCRDName, strings.TrimSuffix(err.Error(), ".")),
+	}, true
 }
 
 // logIgnored names, at V(2), the pools of other networks, which helps to
@@ -314,6 +358,17 @@ type poolWatch struct {
 	base     context.Context
 	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
+	// err is the last list or watch error of the running informer.
+	err lastError
+}
+
+// listError returns the last error of the pool informer while it has not
+// synced; nil once it has.
+func (w *poolWatch) listError() error {
+	if !w.running() || w.synced() {
+		return nil
+	}
+	return w.err.get()
 }
 
 func (w *poolWatch) setBase(ctx context.Context) {
@@ -343,6 +398,13 @@ func (w *poolWatch) startLocked(ctx context.Context) {
 		return
 	}
 	informer := newPoolInformer(w.client)
+	w.err.set(nil)
+	// SetWatchErrorHandlerWithContext only fails once the informer has started.
+	_ = informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		w.err.set(err)
+		w.onChange()
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
 	if _, err := informer.AddEventHandler(poolEventHandler(w.onChange)); err != nil {
 		// Only fails on a stopped informer, and this one is new.
 		klog.FromContext(ctx).Error(err, "Watching SpiderIPPools")

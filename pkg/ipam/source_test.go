@@ -436,6 +436,17 @@ func TestAutoSource(t *testing.T) {
 		h.eventually(t, state{routes: nodeRoutes})
 	})
 
+	t.Run("pools cannot be listed", func(t *testing.T) {
+		// The advisory check must not gate routing: the caches count as
+		// synced, the routes publish, the failed check is a problem.
+		h := newHarnessWith(t, ModeAuto, fixtureNodes(), func(dyn *dynamicfake.FakeDynamicClient) {
+			dyn.PrependReactor("list", "spiderippools", func(clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))
+			})
+		}, append(loadPools(t), establishedCRD(t))...)
+		h.eventually(t, state{routes: nodeRoutes, problems: []string{"CustomResourceDefinition/" + SpiderIPPoolCRDName + " " + ReasonPoolCheckFailed}})
+	})
+
 	t.Run("CRD not yet established", func(t *testing.T) {
 		h := newHarness(t, ModeAuto, fixtureNodes(), append(loadPools(t), loadCRD(t))...)
 		h.eventually(t, state{routes: nodeRoutes})

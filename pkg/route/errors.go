@@ -46,7 +46,8 @@ func ErrorCode(err error) string {
 }
 
 // ErrorClass names the class of err for metric labels: throttled, busy,
-// quota, conflict, not_found, invalid, unauthorized, not_available or other.
+// quota, conflict, not_found, invalid, unauthorized, not_available, fenced or
+// other.
 func ErrorClass(err error) string {
 	for _, c := range []struct {
 		err   error
@@ -60,6 +61,7 @@ func ErrorClass(err error) string {
 		{ErrInvalid, "invalid"},
 		{ErrUnauthorized, "unauthorized"},
 		{ErrNotAvailable, "not_available"},
+		{ErrFenced, "fenced"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.class

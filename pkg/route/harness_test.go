@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/clock"
 )
 
 // harness runs a controller against the fake clientset, the in-memory
@@ -35,14 +36,16 @@ type harness struct {
 	ctrl    *Controller
 	cancel  context.CancelFunc
 	done    chan error
+	clock   clock.WithTicker
 	// informers run for the whole test, across controller restarts.
 	informersStarted bool
 }
 
 type option func(*harness)
 
-func withConfig(f func(*Config)) option { return func(h *harness) { f(&h.cfg) } }
-func withSource(s Source) option        { return func(h *harness) { h.source = s } }
+func withConfig(f func(*Config)) option   { return func(h *harness) { f(&h.cfg) } }
+func withSource(s Source) option          { return func(h *harness) { h.source = s } }
+func withClock(c clock.WithTicker) option { return func(h *harness) { h.clock = c } }
 func withTables(ids ...string) option {
 	return func(h *harness) { h.cloud = newFakeCloud(testCluster, ids...) }
 }
@@ -91,7 +94,7 @@ func (h *harness) newController() *Controller {
 	h.t.Helper()
 	c, err := New(h.cfg, Deps{
 		Kube: h.kube, Nodes: h.factory.Core().V1().Nodes(), Source: h.source,
-		Table: h.cloud, Instances: h.inst, Metrics: h.metrics,
+		Table: h.cloud, Instances: h.inst, Metrics: h.metrics, Clock: h.clock,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -154,8 +157,9 @@ func (h *harness) eventually(what string, cond func() bool) {
 
 // passes returns the number of finished passes.
 func (h *harness) passes() float64 {
-	return testutil.ToFloat64(h.metrics.Reconciles.WithLabelValues("success")) +
-		testutil.ToFloat64(h.metrics.Reconciles.WithLabelValues("error"))
+	return testutil.ToFloat64(h.metrics.Reconciles.WithLabelValues(ResultSuccess)) +
+		testutil.ToFloat64(h.metrics.Reconciles.WithLabelValues(ResultPartial)) +
+		testutil.ToFloat64(h.metrics.Reconciles.WithLabelValues(ResultError))
 }
 
 // settledPass triggers a pass and waits until one more pass than before has

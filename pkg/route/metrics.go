@@ -76,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "reconciles_total",
-			Help: "Reconcile passes by result (success or error).",
+			Help: "Reconcile passes by result: success, partial (the pass ran but some entries failed: quota, refused writes, instance lookups) or error (the pass could not run: tables, entries or desired state unreadable, or interrupted).",
 		}, []string{"result"}),
 		Convergence: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "route_convergence_seconds",
@@ -89,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"operation", "result"}),
 		LastSuccessfulSync: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "last_successful_sync_timestamp_seconds",
-			Help: "Unix time of the end of the last reconcile pass that succeeded.",
+			Help: "Unix time of the end of the last reconcile pass that ran (result success or partial): the sources and tables were read and the writes made, even if some entries failed.",
 		}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "leader",
@@ -123,8 +123,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.workqueue = &workqueueMetrics{reg: reg}
 	// Make the result series exist from the start so that rate() and
 	// absent() alerts work before the first failure.
-	m.Reconciles.WithLabelValues("success")
-	m.Reconciles.WithLabelValues("error")
+	for _, r := range []string{ResultSuccess, ResultPartial, ResultError} {
+		m.Reconciles.WithLabelValues(r)
+	}
 	return m, nil
 }
 

@@ -81,13 +81,31 @@ type Report struct {
 	Routes []RouteReport `json:"routes"`
 	// Unexpected are owned entries that are not desired as they are
 	// (stale or wrong next hop) and still present.
-	Unexpected []Route     `json:"unexpected,omitempty"`
-	Conflicts  []Conflict  `json:"conflicts,omitempty"`
-	Blackholes []Blackhole `json:"blackholes,omitempty"`
-	Problems   []Problem   `json:"problems,omitempty"`
+	Unexpected []Route     `json:"unexpected"`
+	Conflicts  []Conflict  `json:"conflicts"`
+	Blackholes []Blackhole `json:"blackholes"`
+	Problems   []Problem   `json:"problems"`
 	// SafetyValveTripped: the deletions in Withheld were not made.
 	SafetyValveTripped bool    `json:"safetyValveTripped,omitempty"`
-	Withheld           []Route `json:"withheld,omitempty"`
+	Withheld           []Route `json:"withheld"`
+}
+
+// withEmptyLists returns a copy of the report whose nil lists are empty, so
+// that JSON and YAML show every list as [] rather than null: scripts can
+// iterate over .routes[] of an empty cluster.
+func (r *Report) withEmptyLists() *Report {
+	out := *r
+	out.Tables, out.Routes = orEmpty(out.Tables), orEmpty(out.Routes)
+	out.Unexpected, out.Withheld = orEmpty(out.Unexpected), orEmpty(out.Withheld)
+	out.Conflicts, out.Blackholes, out.Problems = orEmpty(out.Conflicts), orEmpty(out.Blackholes), orEmpty(out.Problems)
+	return &out
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // InSync reports whether nothing needs doing or attention: every desired
@@ -111,7 +129,7 @@ func (r *Report) Counts() map[RouteState]int {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+	if err := enc.Encode(r.withEmptyLists()); err != nil {
 		return fmt.Errorf("writing the report as JSON: %w", err)
 	}
 	return nil
@@ -119,7 +137,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // WriteYAML renders the report as YAML.
 func (r *Report) WriteYAML(w io.Writer) error {
-	data, err := yaml.Marshal(r)
+	data, err := yaml.Marshal(r.withEmptyLists())
 	if err != nil {
 		return fmt.Errorf("rendering the report as YAML: %w", err)
 	}

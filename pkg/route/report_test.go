@@ -180,3 +180,44 @@ func errorsJoinWrap(errs ...error) error {
 	}
 	return fmt.Errorf("pass: %w", errors.Join(wrapped...))
 }
+
+// TestReportListsAreNeverNull: with nothing routable (an empty cluster,
+// every node excluded) every list of the JSON and YAML reports is [], so
+// that `jq '.routes[]'` works.
+func TestReportListsAreNeverNull(t *testing.T) {
+	excluded := testNode("i-a", "10.0.1.0/24")
+	excluded.Labels[DefaultExcludeNodeLabel] = "true"
+	for name, nodes := range map[string][]*corev1.Node{"empty cluster": nil, "all excluded": {excluded}} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nodes)
+			h.startInformers()
+			rep, err := h.ctrl.Audit(h.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var js, ys bytes.Buffer
+			if err := rep.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.WriteYAML(&ys); err != nil {
+				t.Fatal(err)
+			}
+			for format, data := range map[string][]byte{"json": js.Bytes(), "yaml": ys.Bytes()} {
+				var doc map[string]any
+				if err := yaml.Unmarshal(data, &doc); err != nil {
+					t.Fatalf("%s: %v", format, err)
+				}
+				for _, key := range []string{"tables", "routes", "unexpected", "conflicts", "blackholes", "problems", "withheld"} {
+					list, ok := doc[key].([]any)
+					if !ok {
+						t.Errorf("%s: %q is %#v, want a list", format, key, doc[key])
+						continue
+					}
+					if key != "tables" && len(list) != 0 {
+						t.Errorf("%s: %q = %v, want []", format, key, list)
+					}
+				}
+			}
+		})
+	}
+}

@@ -51,19 +51,41 @@ func (c *Controller) Audit(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// Results of a pass, the result label of reconciles_total.
+const (
+	// ResultSuccess: the pass ran and every entry was placed.
+	ResultSuccess = "success"
+	// ResultPartial: the pass ran, but some entries failed (a full table,
+	// a refused write, a node whose instance lookup failed). Those are
+	// problems of their nodes; the pass itself is healthy.
+	ResultPartial = "partial"
+	// ResultError: the pass could not run: the route tables, the entries
+	// or the desired state could not be read (credentials, network, API),
+	// or it was interrupted.
+	ResultError = "error"
+)
+
 // sync is one pass: observe, plan, apply (unless dry-run), then update node
 // conditions, events and metrics. It returns an error when anything failed,
 // so the pass is retried; per-entry failures never stop the other entries.
+// A pass that could read everything and made its writes counts as run
+// (last_successful_sync_timestamp_seconds) even when some entries failed:
+// those are reported as problems, not as a stale controller.
 func (c *Controller) sync(ctx context.Context) (err error) {
 	start := c.clock.Now()
 	logger := klog.FromContext(ctx)
+	ran := false
 	defer func() {
 		c.metrics.ReconcileDuration.Observe(c.clock.Since(start).Seconds())
-		if err != nil {
-			c.metrics.Reconciles.WithLabelValues("error").Inc()
+		switch {
+		case !ran:
+			c.metrics.Reconciles.WithLabelValues(ResultError).Inc()
 			return
+		case err != nil:
+			c.metrics.Reconciles.WithLabelValues(ResultPartial).Inc()
+		default:
+			c.metrics.Reconciles.WithLabelValues(ResultSuccess).Inc()
 		}
-		c.metrics.Reconciles.WithLabelValues("success").Inc()
 		now := c.clock.Now()
 		c.lastSync.Store(&now)
 		c.metrics.LastSuccessfulSync.Set(float64(now.UnixNano()) / 1e9)
@@ -97,6 +119,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		return errors.Join(append(errs, context.Cause(ctx))...)
 	}
 
+	ran = true
 	rep := c.buildReport(obs, out)
 	rep.DryRun = c.cfg.DryRun
 	c.publishMetrics(rep)
@@ -322,7 +345,7 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 		}
 		rep.Tables = append(rep.Tables, tr)
 	}
-	return rep
+	return rep.withEmptyLists()
 }
 
 func desiredByKey(rs []Route) map[Key]Route {
