@@ -57,6 +57,8 @@ type config struct {
 	keyID, keySecret                    string
 	stateFile                           string
 	writeBase, writePerEntry            time.Duration
+	entryPending, nextTokenTTL          time.Duration
+	profile, ipVersionEncoding          string
 	timestampWindow                     time.Duration
 	timeScale                           float64
 	metadataInstance, metadataRole      string
@@ -81,6 +83,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.stateFile, "state", "", "JSON state file (the format of GET /admin/state); default: the documented default state")
 	fs.DurationVar(&c.writeBase, "write-base", 0, "how long any route write keeps the VPC busy (default 50ms; negative: instantaneous)")
 	fs.DurationVar(&c.writePerEntry, "write-per-entry", 0, "extra busy time per entry written (default 1ms; negative: none)")
+	fs.StringVar(&c.profile, "profile", alisim.ProfileFast, "latency profile: "+strings.Join(alisim.Profiles(), " or ")+"; --write-base, --write-per-entry and --entry-pending override its values")
+	fs.DurationVar(&c.entryPending, "entry-pending", 0, "how long written entries stay Pending at least, beyond the busy window (default: the busy window)")
+	fs.DurationVar(&c.nextTokenTTL, "next-token-ttl", 0, "lifetime of a DescribeRouteEntryList NextToken (default 10m; negative: forever)")
+	fs.StringVar(&c.ipVersionEncoding, "ip-version-encoding", alisim.IPVersionAny, "CreateRouteEntries IpVersion values accepted: any, integer (4/6) or name (IPv4/IPv6)")
 	fs.DurationVar(&c.timestampWindow, "timestamp-window", 0, "accepted skew of request timestamps (default 15m)")
 	fs.Float64Var(&c.timeScale, "time-scale", 1, "run simulated time this many times faster than real time")
 	fs.StringVar(&c.metadataInstance, "metadata-instance-id", "", "instance the metadata service describes (default: the first instance)")
@@ -157,7 +163,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	opts := alisim.Options{
 		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
-		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, TimestampWindow: c.timestampWindow,
+		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, EntryPending: c.entryPending, TimestampWindow: c.timestampWindow,
+		NextTokenTTL: c.nextTokenTTL, IPVersionEncoding: c.ipVersionEncoding,
 		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
 		ECSDescribeDenial: c.ecsDescribeDenial, VPCDenialCode: c.vpcDenialCode,
 	}
@@ -177,6 +184,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: --source-dest-check-since: %w", errUsage, err)
 		}
 		opts.SourceDestCheckSince = since
+	}
+	if err := opts.ApplyProfile(c.profile); err != nil {
+		return fmt.Errorf("%w: --profile: %w", errUsage, err)
 	}
 	if c.timeScale != 1 {
 		opts.Clock = alisim.NewScaledClock(c.timeScale)

@@ -51,7 +51,16 @@ const (
 type CredentialError struct {
 	Source string
 	Reason string
+	// Class is set when the failure may pass by itself: STS throttled the
+	// call (route.ErrThrottled), answered 5xx or a busy code
+	// (route.ErrBusy), or could not be reached (ErrNetwork). Such a
+	// failure is retried like any cloud call, never taken for rejected
+	// credentials. Nil means the configuration or the trust must change.
+	Class error
 }
+
+// Temporary reports whether the same request may succeed later.
+func (e *CredentialError) Temporary() bool { return e.Class != nil }
 
 // Error implements error.
 func (e *CredentialError) Error() string {
@@ -301,10 +310,37 @@ func newOIDCCredentials(cfg oidcConfig) *oidcCredentials {
 		source:        SourceRRSA,
 		refreshBefore: defaultRefreshBefore(cfg.refreshBefore),
 		now:           time.Now,
-		fetchFn:       p.assumeRole,
+		fetchFn:       p.assumeRoleRetrying,
 		timeout:       cfg.timeout,
 	}
 	return p
+}
+
+// stsRetry paces the retries of a throttled or failing AssumeRoleWithOIDC
+// within one credentials fetch (bounded by the fetch's context, i.e. the
+// call timeout).
+var stsRetry = struct {
+	attempts int
+	backoff  backoff
+}{attempts: 4, backoff: backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Factor: 2}}
+
+// assumeRoleRetrying calls AssumeRoleWithOIDC and retries the failures STS
+// documents as passing: throttling (Throttling*, HTTP 429), 5xx and busy
+// codes, and unreachable endpoints. AuthenticationFail.* (401) and every
+// other refusal end it at once.
+func (p *oidcCredentials) assumeRoleRetrying(ctx context.Context) (*credentials.Credentials, time.Time, error) {
+	for attempt := 0; ; attempt++ {
+		cc, expiry, err := p.assumeRole(ctx)
+		var credErr *CredentialError
+		if err == nil || attempt+1 >= stsRetry.attempts || !errors.As(err, &credErr) || !credErr.Temporary() {
+			return cc, expiry, err
+		}
+		wait := stsRetry.backoff.delay(attempt)
+		klog.FromContext(ctx).V(2).Info("Retrying AssumeRoleWithOIDC", "reason", credErr.Reason, "attempt", attempt+1, "wait", wait)
+		if !sleepCtx(ctx, wait) {
+			return cc, expiry, err
+		}
+	}
 }
 
 // GetProviderName implements credentials.CredentialsProvider.
@@ -326,6 +362,9 @@ type stsResponse struct {
 func (p *oidcCredentials) assumeRole(ctx context.Context) (*credentials.Credentials, time.Time, error) {
 	fail := func(format string, args ...any) (*credentials.Credentials, time.Time, error) {
 		return nil, time.Time{}, &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf(format, args...)}
+	}
+	transient := func(class error, format string, args ...any) (*credentials.Credentials, time.Time, error) {
+		return nil, time.Time{}, &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf(format, args...), Class: class}
 	}
 	token, err := os.ReadFile(p.cfg.tokenFile)
 	if err != nil {
@@ -364,9 +403,9 @@ func (p *oidcCredentials) assumeRole(ctx context.Context) (*credentials.Credenti
 	resp, err := p.http.Do(req)
 	if err != nil {
 		if apiErr := transportError("AssumeRoleWithOIDC", err); apiErr != nil {
-			return fail("%v", apiErr)
+			return transient(ErrNetwork, "%v", apiErr)
 		}
-		return fail("AssumeRoleWithOIDC at %s failed", p.cfg.endpoint)
+		return transient(ErrNetwork, "AssumeRoleWithOIDC at %s failed", p.cfg.endpoint)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -375,9 +414,17 @@ func (p *oidcCredentials) assumeRole(ctx context.Context) (*credentials.Credenti
 	}
 	var out stsResponse
 	if err := json.Unmarshal(body, &out); err != nil {
+		if class := classifyCode("", resp.StatusCode); isRetryableClass(class) {
+			return transient(class, "AssumeRoleWithOIDC: HTTP %d with an unparsable body", resp.StatusCode)
+		}
 		return fail("AssumeRoleWithOIDC: HTTP %d with an unparsable body", resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK {
+		// Throttling and 5xx pass; AuthenticationFail.* (401) and the
+		// rest need the role, the provider or the token fixed.
+		if class := classifyCode(out.Code, resp.StatusCode); isRetryableClass(class) {
+			return transient(class, "AssumeRoleWithOIDC: HTTP %d code %s request %s", resp.StatusCode, out.Code, out.RequestID)
+		}
 		return fail("AssumeRoleWithOIDC: HTTP %d code %s request %s", resp.StatusCode, out.Code, out.RequestID)
 	}
 	c := out.Credentials

@@ -35,13 +35,17 @@
 // All writes of one VPC go through one mutex, because the VPC serializes
 // route writes anyway. CreateRouteEntries and DeleteRouteEntries are called
 // with at most 50 entries of one table; the per-entry failures they report
-// are matched to the entries by destination and next hop. After writing,
-// the package polls DescribeRouteEntryList with backoff until the entries
-// are Available (or gone), for at most --route-wait-timeout, and returns
-// one route.Result per entry. A write whose answer was lost (a timeout) or
-// that was refused as a duplicate is verified against the table: if the
-// entry is there with our next hop, the write succeeded. Deleting an entry
-// that is already gone succeeds.
+// are matched to the entries by entry ID or by destination and next hop.
+// Deletes name the entry by the RouteEntryId it was listed with, so an
+// entry re-created since that listing is never the one deleted. After
+// writing, the package polls DescribeRouteEntryList with backoff until the
+// entries are Available (or gone), for at most --route-wait-timeout, and
+// returns one route.Result per entry. A write whose answer was lost (a
+// timeout) or that was refused as a duplicate or as "not yet Available"
+// (VPC_ROUTE_ENTRY_STATUS_ERROR) is verified against the table: only an
+// entry with our next hop and our marker means the write succeeded.
+// Deleting an entry that is already gone succeeds. A listing whose
+// NextToken is refused (expired) starts over.
 //
 // # Errors
 //
@@ -53,9 +57,13 @@
 //     Retried with backoff; the client-side rate limiter halves its rate and
 //     recovers additively.
 //   - route.ErrBusy: the VPC, table or entry is busy with another operation
-//     (TaskConflict, IncorrectRouteEntryStatus, OperationConflict,
-//     IncorrectStatus.*, SystemBusy, ServiceUnavailable, LastTokenProcessing,
-//     VPC_ROUTE_ENTRY_STATUS_ERROR, HTTP 5xx). Retried with backoff.
+//     (TaskConflict, IncorrectRouteEntryStatus and its misspelled twin,
+//     Incorrect{Vpc,VSwitch,Instance}Status, OperationFailed.DistibuteLock,
+//     OperationConflict, IncorrectStatus.*, SystemBusy, ServiceUnavailable,
+//     InternalError, VPC.ERROR, LastTokenProcessing,
+//     VPC_ROUTE_ENTRY_STATUS_ERROR, HTTP 5xx). Retried with backoff. The
+//     code decides, not the status: IncorrectInstanceStatus comes as 403
+//     too and is still busy, not unauthorized.
 //   - ErrNetwork: the API could not be reached or did not answer in time.
 //     Retried; a write is then verified against the table.
 //   - route.ErrQuotaExceeded: the route table is full (QuotaExceeded*,

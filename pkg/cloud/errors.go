@@ -115,21 +115,38 @@ func isRetryableClass(class error) bool {
 // (FailedRouteEntries[].FailedCode), by class. Codes not listed here are
 // classified by the prefix and suffix rules of classifyCode.
 var codeClasses = map[string]error{
-	// The VPC serializes writes and reports a busy VPC or entry in many ways.
+	// The VPC serializes writes and reports a busy VPC or entry in many
+	// ways: the error tables of CreateRouteEntry and DeleteRouteEntry
+	// (misspellings included, they are the real codes) and the retry
+	// lists of Terraform's alicloud_route_entry. Some of them come with
+	// HTTP 403 or 5xx; the code decides, never the status.
 	"TaskConflict":                        route.ErrBusy,
 	"IncorrectRouteEntryStatus":           route.ErrBusy,
+	"IncorrcetRouteEntryStatus":           route.ErrBusy,
 	"OperationConflict":                   route.ErrBusy,
+	"IncorrectStatus":                     route.ErrBusy,
 	"IncorrectStatus.RouteTableStatus":    route.ErrBusy,
 	"IncorrectVpcStatus":                  route.ErrBusy,
+	"IncorrectVSwitchStatus":              route.ErrBusy,
+	"IncorrectInstanceStatus":             route.ErrBusy,
+	"IncorrectHaVipStatus":                route.ErrBusy,
+	"InvalidVBRStatus":                    route.ErrBusy,
+	"OperationFailed.DistibuteLock":       route.ErrBusy,
 	"SystemBusy":                          route.ErrBusy,
+	"System.ServiceBusy":                  route.ErrBusy,
 	"ServiceUnavailable":                  route.ErrBusy,
 	"InternalError":                       route.ErrBusy,
+	"Internal.Error":                      route.ErrBusy,
+	"VPC.ERROR":                           route.ErrBusy,
+	"Vpc.Error":                           route.ErrBusy,
 	"UnknownError":                        route.ErrBusy,
 	"LastTokenProcessing":                 route.ErrBusy,
 	"OperationFailed.LastTokenProcessing": route.ErrBusy,
 	"VPC_TASK_CONFLICT":                   route.ErrBusy,
 	"VPC_ROUTE_ENTRY_STATUS_ERROR":        route.ErrBusy,
 	"VPC_ROUTE_TABLE_STATUS_ERROR":        route.ErrBusy,
+
+	"Rejected.Throttling": route.ErrThrottled,
 
 	"VPC_ROUTE_ENTRY_CIDR_BLOCK_DUPLICATE": route.ErrConflict,
 	"InvalidCIDRBlock.Duplicate":           route.ErrConflict,
@@ -140,6 +157,10 @@ var codeClasses = map[string]error{
 	"VPC_ROUTE_ENTRY_NOT_EXIST":  route.ErrNotFound,
 	"VPC_ROUTE_TABLE_NOT_EXIST":  route.ErrNotFound,
 	"VPC_INSTANCE_NOT_EXIST":     route.ErrNotFound,
+
+	// An IPv6 route to an instance without an IPv6 address (error table
+	// of CreateRouteEntry): the node needs fixing, not a retry.
+	"OperationFailed.NotSupportIPV6": route.ErrInvalid,
 
 	"VPC_ROUTE_ENTRY_QUOTA_EXCEEDED": route.ErrQuotaExceeded,
 	"QuotaExceeded":                  route.ErrQuotaExceeded,
@@ -261,7 +282,11 @@ func classify(action string, err error) *APIError {
 	}
 	var credErr *CredentialError
 	if errors.As(err, &credErr) {
-		return &APIError{Action: action, Code: codeClientError, Detail: credErr.Error(), class: route.ErrUnauthorized}
+		class := route.ErrUnauthorized
+		if credErr.Temporary() {
+			class = credErr.Class
+		}
+		return &APIError{Action: action, Code: codeClientError, Detail: credErr.Error(), class: class}
 	}
 	return &APIError{Action: action, Code: codeClientError, Detail: fmt.Sprintf("unexpected %T", err)}
 }

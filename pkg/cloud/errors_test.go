@@ -15,26 +15,18 @@ import (
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
 
+// TestClassifyCode covers the codes that are not transient; those are in
+// transientCodes (transient_test.go).
 func TestClassifyCode(t *testing.T) {
 	for _, tc := range []struct {
 		code   string
 		status int
 		want   error
 	}{
-		{"TaskConflict", 400, route.ErrBusy},
-		{"IncorrectRouteEntryStatus", 400, route.ErrBusy},
-		{"OperationConflict", 400, route.ErrBusy},
-		{"IncorrectStatus.RouteTableStatus", 400, route.ErrBusy},
 		{"IncorrectStatus.cbnStatus", 400, route.ErrBusy},
-		{"SystemBusy", 400, route.ErrBusy},
-		{"ServiceUnavailable", 503, route.ErrBusy},
-		{"InternalError", 500, route.ErrBusy},
 		{"LastTokenProcessing", 400, route.ErrBusy},
 		{"OperationFailed.LastTokenProcessing", 400, route.ErrBusy},
 		{"VPC_ROUTE_ENTRY_STATUS_ERROR", 0, route.ErrBusy},
-		{"Throttling", 400, route.ErrThrottled},
-		{"Throttling.User", 400, route.ErrThrottled},
-		{"Throttling.Api", 400, route.ErrThrottled},
 		{"", 429, route.ErrThrottled},
 		{"QuotaExceeded", 400, route.ErrQuotaExceeded},
 		{"QuotaExceeded.RouteEntryNum", 400, route.ErrQuotaExceeded},

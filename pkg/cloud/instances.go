@@ -91,6 +91,10 @@ func (in *Instances) InstanceID(ctx context.Context, n route.NodeRef) (string, e
 	resp, err := call(ctx, in.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
 		req := ecs.CreateDescribeInstancesRequest()
 		req.VpcId = in.vpcID
+		// ECS honours PrivateIpAddresses only with
+		// InstanceNetworkType=vpc; without it the filter is silently
+		// dropped.
+		req.InstanceNetworkType = "vpc"
 		req.PrivateIpAddresses = string(encoded)
 		req.PageSize = requests.NewInteger(maxInstanceIDs)
 		return req

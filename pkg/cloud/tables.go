@@ -34,8 +34,6 @@ const (
 const (
 	nextHopInstance = "Instance"
 	entryTypeCustom = "Custom"
-	ipv4            = "IPv4"
-	ipv6            = "IPv6"
 )
 
 // Tables is the cloud side of the reconciliation for one VPC: the selected
@@ -57,6 +55,9 @@ type Tables struct {
 	now         func() time.Time
 
 	writeMu sync.Mutex
+	// ipv6Version is the RouteEntries.N.IpVersion value sent for IPv6
+	// entries (guarded by writeMu); see createBatch.
+	ipv6Version string
 
 	cacheMu  sync.Mutex
 	cached   []route.TableInfo
@@ -176,9 +177,41 @@ func (t *Tables) List(ctx context.Context) ([]route.Route, error) {
 	return all, nil
 }
 
+// codeEntryStatusError is the per-entry FailedCode of a batch write that
+// hit an entry in a transitional status (Pending, Modifying, Deleting).
+const codeEntryStatusError = "VPC_ROUTE_ENTRY_STATUS_ERROR"
+
+// restartCodes are the DescribeRouteEntryList codes that reject a
+// NextToken (its reference page's error table). The pages already read are
+// worthless then, and a walk from the start is the only way on.
+var restartCodes = map[string]bool{
+	"IllegalParam.NextToken":        true,
+	"IllegalParam.NextTokenExpired": true,
+}
+
+// maxListRestarts bounds how often one listing starts over after its
+// NextToken was refused, so that a service that keeps refusing fails the
+// pass instead of looping.
+const maxListRestarts = 3
+
 // listTable pages through the custom entries of one table; with a valid
-// dst, only the entries of that destination.
+// dst, only the entries of that destination. When the service refuses a
+// NextToken mid-walk (expired, or unknown after a failover), the walk
+// starts over rather than failing the pass.
 func (t *Tables) listTable(ctx context.Context, table string, dst netip.Prefix) ([]route.Route, error) {
+	for restarts := 0; ; restarts++ {
+		out, err := t.walkTable(ctx, table, dst)
+		var apiErr *APIError
+		if err == nil || restarts == maxListRestarts || !errors.As(err, &apiErr) || !restartCodes[apiErr.Code] {
+			return out, err
+		}
+		klog.FromContext(ctx).V(2).Info("Listing a route table again from the start: the service refused its NextToken", "table", table, "code", apiErr.Code)
+		t.inv.metrics.retries.WithLabelValues("DescribeRouteEntryList").Inc()
+	}
+}
+
+// walkTable is one walk through the pages of a table.
+func (t *Tables) walkTable(ctx context.Context, table string, dst netip.Prefix) ([]route.Route, error) {
 	logger := klog.FromContext(ctx)
 	var out []route.Route
 	token := ""
@@ -367,6 +400,11 @@ func (t *Tables) writeRounds(ctx context.Context, action string, rs []route.Rout
 				switch {
 				case err == nil:
 					verify[i] = nil
+				case action == "CreateRouteEntries" && errors.As(err, &apiErr) && apiErr.entry && apiErr.Code == codeEntryStatusError:
+					// The destination holds an entry that is not yet
+					// Available: the CCM reads this as "created, in
+					// progress". Whether it is ours the listing tells.
+					verify[i] = err
 				case errors.As(err, &apiErr) && apiErr.entry && apiErr.Retryable():
 					retry = append(retry, i)
 					results[i].Err = err
@@ -438,56 +476,94 @@ func failureKey(dst, nextHop string) (hopKey, bool) {
 	return hopKey{dst: p.Masked(), nextHop: nextHop}, true
 }
 
-func ipVersion(p netip.Prefix) string {
-	if p.Addr().Is4() {
-		return ipv4
-	}
-	return ipv6
-}
+// RouteEntries.N.IpVersion of CreateRouteEntries. The reference pages
+// disagree on its encoding: the action's own page declares an integer, 4 or
+// 6; DescribeRouteEntryList documents the names IPv4 and IPv6. The Alibaba
+// CCM, proven in production, never sends it (IPv4 only). So IPv4 entries go
+// without it, IPv6 entries with the integer of the action's page, and a
+// service that refuses that encoding (IllegalParam.IpVersion) gets the
+// name instead, from then on.
+const (
+	ipv6VersionInteger = "6"
+	ipv6VersionName    = "IPv6"
+	codeIllegalVersion = "IllegalParam.IpVersion"
+)
 
 func (t *Tables) createBatch(ctx context.Context, table string, rs []route.Route, idx []int) map[int]error {
-	entries := make([]vpc.CreateRouteEntriesRouteEntries, 0, len(idx))
-	for _, i := range idx {
-		r := rs[i]
-		entries = append(entries, vpc.CreateRouteEntriesRouteEntries{
-			RouteTableId: table,
-			DstCidrBlock: r.Destination.String(),
-			NextHop:      r.NextHop,
-			NextHopType:  nextHopInstance,
-			IpVersion:    ipVersion(r.Destination),
-			Name:         entryName(r.Node),
-			Description:  route.Marker{Cluster: t.clusterID, Node: r.Node}.String(),
-		})
+	if t.ipv6Version == "" {
+		t.ipv6Version = ipv6VersionInteger
 	}
-	resp, err := call(ctx, t.inv, "CreateRouteEntries", func() *vpc.CreateRouteEntriesRequest {
-		req := vpc.CreateCreateRouteEntriesRequest()
-		req.RouteEntries = &entries
-		return req
-	}, t.api.CreateRouteEntries)
+	resp, err := t.createEntries(ctx, table, rs, idx)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Code == codeIllegalVersion && t.ipv6Version == ipv6VersionInteger && hasIPv6(rs, idx) {
+		klog.FromContext(ctx).Info("The VPC refused IpVersion 6 for IPv6 entries; sending IPv6 instead", "table", table)
+		t.ipv6Version = ipv6VersionName
+		resp, err = t.createEntries(ctx, table, rs, idx)
+	}
 	if err != nil {
 		return allFailed(idx, fmt.Errorf("creating %d entries in route table %s: %w", len(idx), table, err))
 	}
 	return matchFailures(rs, idx, resp.FailedRouteEntries, "CreateRouteEntries", resp.RequestId, table)
 }
 
-// matchFailures maps FailedRouteEntries to entry indexes by destination and
-// next hop.
+func hasIPv6(rs []route.Route, idx []int) bool {
+	for _, i := range idx {
+		if rs[i].Destination.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// createEntries makes one CreateRouteEntries call for the entries idx of rs.
+func (t *Tables) createEntries(ctx context.Context, table string, rs []route.Route, idx []int) (*vpc.CreateRouteEntriesResponse, error) {
+	entries := make([]vpc.CreateRouteEntriesRouteEntries, 0, len(idx))
+	for _, i := range idx {
+		r := rs[i]
+		e := vpc.CreateRouteEntriesRouteEntries{
+			RouteTableId: table,
+			DstCidrBlock: r.Destination.String(),
+			NextHop:      r.NextHop,
+			NextHopType:  nextHopInstance,
+			Name:         entryName(r.Node),
+			Description:  route.Marker{Cluster: t.clusterID, Node: r.Node}.String(),
+		}
+		if r.Destination.Addr().Is6() {
+			e.IpVersion = t.ipv6Version
+		}
+		entries = append(entries, e)
+	}
+	return call(ctx, t.inv, "CreateRouteEntries", func() *vpc.CreateRouteEntriesRequest {
+		req := vpc.CreateCreateRouteEntriesRequest()
+		req.RouteEntries = &entries
+		return req
+	}, t.api.CreateRouteEntries)
+}
+
+// matchFailures maps FailedRouteEntries to entry indexes by entry ID when
+// the failure names one, else by destination and next hop.
 func matchFailures(rs []route.Route, idx []int, failed []vpc.FailedRouteEntriesItem, action, requestID, table string) map[int]error {
 	errs := map[int]error{}
 	byKey := map[hopKey]int{}
+	byID := map[string]int{}
 	for _, i := range idx {
 		byKey[hopKey{dst: rs[i].Destination, nextHop: rs[i].NextHop}] = i
+		if rs[i].EntryID != "" {
+			byID[rs[i].EntryID] = i
+		}
 	}
 	for _, f := range failed {
-		k, ok := failureKey(f.DstCidrBlock, f.NextHop)
-		if !ok {
-			continue
+		i, ok := byID[f.RouteEntryId]
+		if !ok || f.RouteEntryId == "" {
+			k, valid := failureKey(f.DstCidrBlock, f.NextHop)
+			if !valid {
+				continue
+			}
+			if i, ok = byKey[k]; !ok {
+				continue
+			}
 		}
-		i, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		errs[i] = fmt.Errorf("entry %s via %s in route table %s: %w", k.dst, k.nextHop, table, entryError(action, f.FailedCode, requestID))
+		errs[i] = fmt.Errorf("entry %s via %s in route table %s: %w", rs[i].Destination, rs[i].NextHop, table, entryError(action, f.FailedCode, requestID))
 	}
 	return errs
 }
@@ -525,8 +601,14 @@ func (t *Tables) deleteBatch(ctx context.Context, table string, rs []route.Route
 	entries := make([]vpc.DeleteRouteEntriesRouteEntries, 0, len(idx))
 	for _, i := range idx {
 		r := rs[i]
-		// Identified by destination and next hop, not by entry ID: the
-		// entry ID a caller listed may be stale.
+		// Identified by the entry ID the plan was made from: an entry
+		// deleted and re-created (by anyone) since that listing has
+		// another ID, and is then reported missing instead of deleted.
+		// Only routes without a listed ID go by destination and next hop.
+		if r.EntryID != "" {
+			entries = append(entries, vpc.DeleteRouteEntriesRouteEntries{RouteEntryId: r.EntryID})
+			continue
+		}
 		entries = append(entries, vpc.DeleteRouteEntriesRouteEntries{
 			RouteTableId: table,
 			DstCidrBlock: r.Destination.String(),
@@ -696,7 +778,9 @@ const vanishedAfter = 3
 func (t *Tables) check(r route.Route, snap map[route.Key]route.Route, writeErr error, goal waitGoal) (done bool, status string, err error) {
 	cur, present := snap[r.Key()]
 	if goal == waitGone {
-		if !present || cur.NextHop != r.NextHop {
+		// Gone also when the slot now holds another entry: one re-created
+		// since the plan, which the delete (by entry ID) did not touch.
+		if !present || cur.NextHop != r.NextHop || (r.EntryID != "" && cur.EntryID != r.EntryID) {
 			return true, "", nil
 		}
 		if writeErr != nil {
@@ -705,9 +789,10 @@ func (t *Tables) check(r route.Route, snap map[route.Key]route.Route, writeErr e
 		return false, cur.Status, nil
 	}
 	switch {
-	case present && cur.NextHop != r.NextHop && cur.Status == route.StatusDeleting && errors.Is(writeErr, route.ErrConflict):
-		// The entry in the way is being deleted: see whether the slot
-		// frees up before calling it a conflict.
+	case present && cur.NextHop != r.NextHop && cur.Status == route.StatusDeleting && writeErr != nil:
+		// The entry in the way (refused as a duplicate, or as not yet
+		// Available) is being deleted: see whether the slot frees up
+		// before calling it a conflict.
 		return false, cur.Status, nil
 	case present && cur.NextHop != r.NextHop:
 		if writeErr == nil || !errors.Is(writeErr, route.ErrConflict) {
@@ -724,6 +809,15 @@ func (t *Tables) check(r route.Route, snap map[route.Key]route.Route, writeErr e
 			return true, "", writeErr
 		}
 		return false, "", nil
+	case goal == waitAvailable && writeErr != nil && cur.Owner != t.clusterID:
+		// The create was refused as a duplicate or as "not yet
+		// Available", or its answer was lost: the entry in the slot is
+		// ours only if it carries our marker. Same next hop or not,
+		// an entry of someone else is a conflict, never a success.
+		if cur.Status == route.StatusDeleting {
+			return false, cur.Status, nil
+		}
+		return true, cur.Status, fmt.Errorf("destination %s in route table %s is held by entry %s without this cluster's marker: %w", r.Destination, r.Table, cur.EntryID, route.ErrConflict)
 	case goal == waitAdopted && cur.Owner != t.clusterID:
 		if writeErr != nil {
 			return true, cur.Status, writeErr

@@ -498,23 +498,29 @@ func TestDeleteRetriesEntriesStillPending(t *testing.T) {
 	}
 }
 
-func TestDiscoveryPagesThroughTables(t *testing.T) {
+// TestDiscoveryFindsEveryTableOfAFullVPC: a VPC holds at most 10 route
+// tables (the simulator refuses an eleventh, as the VPC quota does); the
+// publisher discovers all of them in one listing.
+func TestDiscoveryFindsEveryTableOfAFullVPC(t *testing.T) {
 	ts := startSim(t, alisim.Options{})
-	for range 60 {
+	for range alisim.MaxRouteTablesPerVPC - 1 {
 		if _, err := ts.Sim.AddTable(alisim.RouteTable{VPCID: alisim.DefaultVPCID}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := ts.Sim.AddTable(alisim.RouteTable{VPCID: alisim.DefaultVPCID}); !errors.Is(err, alisim.ErrInvalid) {
+		t.Fatalf("an eleventh route table: %v, want refused", err)
 	}
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
 	infos, err := c.Table().Tables(c.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(infos) != 61 {
-		t.Fatalf("discovered %d tables, want 61", len(infos))
+	if len(infos) != alisim.MaxRouteTablesPerVPC {
+		t.Fatalf("discovered %d tables, want %d", len(infos), alisim.MaxRouteTablesPerVPC)
 	}
-	if n := ts.Sim.Counters()["DescribeRouteTableList"]["Success"]; n != 2 {
-		t.Errorf("DescribeRouteTableList calls = %d, want 2 pages of 50 (the selection is cached)", n)
+	if n := ts.Sim.Counters()["DescribeRouteTableList"]["Success"]; n != 1 {
+		t.Errorf("DescribeRouteTableList calls = %d, want 1 (one page holds a full VPC; the selection is cached)", n)
 	}
 }
 
@@ -533,7 +539,11 @@ func TestCreateOverAnEntryBeingDeletedIsBusyNotConflict(t *testing.T) {
 	}
 }
 
-func TestDeleteIgnoresAStaleEntryID(t *testing.T) {
+// TestDeleteNeverHitsAReCreatedEntry: between the listing a delete was
+// planned from and the delete, the entry was deleted and re-created (same
+// destination, same next hop, new ID). The delete names the listed entry
+// by ID, so it reports it gone and leaves the new one alone.
+func TestDeleteNeverHitsAReCreatedEntry(t *testing.T) {
 	ts := startSim(t, alisim.Options{})
 	old, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxr"})
 	if err != nil {
@@ -542,13 +552,15 @@ func TestDeleteIgnoresAStaleEntryID(t *testing.T) {
 	if err := ts.Sim.DeleteRoute(old.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxr"}); err != nil {
+	recreated, err := ts.Sim.PutRoute(alisim.RouteEntry{TableID: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHopID: "i-2vcxxr"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
 	results := c.Table().Delete(c.ctx, []route.Route{{Table: alisim.DefaultTableID, Destination: mustPrefix("10.0.0.0/24"), NextHop: "i-2vcxxr", EntryID: old.ID}})
 	resultErrs(t, results)
-	if left := simRoutes(t, ts, alisim.DefaultTableID); len(left) != 0 {
-		t.Errorf("the route (by destination and next hop) is still there: %v", left)
+	left := simRoutes(t, ts, alisim.DefaultTableID)
+	if e, ok := left[mustPrefix("10.0.0.0/24")]; !ok || e.ID != recreated.ID || e.Status != alisim.StatusAvailable {
+		t.Errorf("the re-created entry %s was touched: %v", recreated.ID, left)
 	}
 }

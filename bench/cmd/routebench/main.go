@@ -46,6 +46,7 @@ func run() int {
 	fs.DurationVar(&cfg.Model.Base, "write-base", cfg.Model.Base, "Latency model: time a route write keeps its VPC busy, per call.")
 	fs.DurationVar(&cfg.Model.PerEntry, "write-per-entry", cfg.Model.PerEntry, "Latency model: additional busy time per entry written.")
 	fs.DurationVar(&cfg.ListLatency, "list-latency", cfg.ListLatency, "Latency model: fixed cost of every read call.")
+	profile := fs.String("profile", "", "Latency model: take the write model of the simulator profile fast or realistic (then --write-base and --write-per-entry are ignored); the lower bound follows it.")
 	fs.DurationVar(&cfg.ResyncPeriod, "resync-period", cfg.ResyncPeriod, "The publisher's --resync-period (short, so that the steady window spans several).")
 	fs.IntVar(&cfg.SteadyResyncs, "steady-resyncs", cfg.SteadyResyncs, "Length of the publisher's steady window, in resync periods.")
 	fs.DurationVar(&cfg.UpstreamPeriod, "upstream-period", cfg.UpstreamPeriod, "The upstream controller's --route-reconciliation-period.")
@@ -63,6 +64,12 @@ func run() int {
 		}
 		fmt.Fprintf(os.Stderr, "routebench: %v\n", err)
 		return 2
+	}
+	if *profile != "" {
+		if err := cfg.UseProfile(*profile); err != nil {
+			fmt.Fprintf(os.Stderr, "routebench: --profile: %v\n", err)
+			return 2
+		}
 	}
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "routebench-")

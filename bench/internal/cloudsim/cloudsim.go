@@ -41,6 +41,9 @@ type Options struct {
 	// (and its entries Pending) for WriteBase + n × WritePerEntry.
 	WriteBase     time.Duration
 	WritePerEntry time.Duration
+	// EntryPending is how long written entries stay Pending at least
+	// (alisim.Options.EntryPending); zero: as long as the busy window.
+	EntryPending time.Duration
 	// ListLatency is added to every read call.
 	ListLatency time.Duration
 	// AccessKeyID and AccessKeySecret are the account's key.
@@ -101,7 +104,7 @@ func Start(o Options) (*Cloud, error) {
 	}
 	sim, err := alisim.New(alisim.Options{
 		AccessKeyID: o.AccessKeyID, AccessKeySecret: o.AccessKeySecret,
-		State: st, WriteBase: o.WriteBase, WritePerEntry: perEntry,
+		State: st, WriteBase: o.WriteBase, WritePerEntry: perEntry, EntryPending: o.EntryPending,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the simulator: %w", err)

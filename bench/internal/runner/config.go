@@ -14,6 +14,7 @@ import (
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/kubelet"
 	"github.com/vpc-route-publisher/vpc-route-publisher/bench/internal/stats"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
 )
 
 // Config is one benchmark run.
@@ -43,9 +44,11 @@ type Config struct {
 	CostSizes []int
 
 	// Model is the VPC write latency model; ListLatency the fixed cost of
-	// every read call.
+	// every read call. Profile names the simulator latency profile the
+	// model was taken from (UseProfile), "" for the benchmark's own model.
 	Model       stats.WriteModel
 	ListLatency time.Duration
+	Profile     string
 
 	// ResyncPeriod is the publisher's --resync-period for the whole run;
 	// SteadyResyncs how many periods the steady window lasts.
@@ -74,6 +77,19 @@ type Config struct {
 	// Log receives progress lines; Out the results.
 	Log io.Writer
 	Out io.Writer
+}
+
+// UseProfile takes the write model of a simulator latency profile
+// (alisim.ProfileFast or alisim.ProfileRealistic), so that the simulators
+// of the run and the physical lower bound follow the same model.
+func (c *Config) UseProfile(name string) error {
+	m, err := alisim.Profile(name)
+	if err != nil {
+		return err
+	}
+	c.Model.Base, c.Model.PerEntry, c.Model.Pending = m.WriteBase, m.WritePerEntry, m.EntryPending
+	c.Profile = name
+	return nil
 }
 
 // DefaultConfig is the benchmark as documented in BENCHMARKS.md.

@@ -279,7 +279,7 @@ func (b *bench) coldResult(n int) *ColdResult {
 			return r
 		}
 	}
-	r := &ColdResult{N: n, Bound: b.cfg.Model.LowerBound(n)}
+	r := &ColdResult{N: n, Bound: b.cfg.Model.LowerBound(n), Profile: b.cfg.Profile}
 	b.results.Cold = append(b.results.Cold, r)
 	return r
 }

@@ -19,8 +19,12 @@ func (r *Results) Report(w io.Writer, cfg Config) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(tw, format, args...) }
 
-	p("\nModel: each write keeps the VPC busy %v + %v × entries (≤%d entries per call), one write in flight per VPC; reads cost %v.\n",
-		cfg.Model.Base, cfg.Model.PerEntry, cfg.Model.MaxBatch, cfg.ListLatency)
+	profile := "the benchmark's own"
+	if cfg.Profile != "" {
+		profile = "simulator profile " + cfg.Profile
+	}
+	p("\nModel (%s): each write keeps the VPC busy %v + %v × entries (≤%d entries per call), one write in flight per VPC; entries Pending at least %v; reads cost %v.\n",
+		profile, cfg.Model.Base, cfg.Model.PerEntry, cfg.Model.MaxBatch, cfg.Model.Pending, cfg.ListLatency)
 	if len(r.Cold) > 0 {
 		p("\nCold start\tN\tpublisher\t(routes / conditions)\tupstream\t(routes / conditions)\tlower bound\tpublisher/bound\tspeed-up\n")
 		for _, c := range r.Cold {
@@ -89,6 +93,9 @@ func (r *Results) Lines() []string {
 	var out []string
 	for _, c := range r.Cold {
 		kv := []string{"bench cold", fmt.Sprintf("N=%d", c.N)}
+		if c.Profile != "" {
+			kv = append(kv, "profile="+c.Profile)
+		}
 		if c.Publisher != nil {
 			kv = append(kv, "publisher_s="+runValue(c.Publisher))
 		}

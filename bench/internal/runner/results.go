@@ -26,8 +26,10 @@ type Results struct {
 // ColdResult is the cold start of one fleet size.
 type ColdResult struct {
 	N int
-	// Bound is the physical lower bound of writing N routes.
+	// Bound is the physical lower bound of writing N routes, under the
+	// latency model of Profile ("" for the benchmark's own model).
 	Bound     time.Duration
+	Profile   string
 	Publisher *ColdRun
 	Upstream  *ColdRun
 }

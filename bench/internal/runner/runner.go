@@ -194,6 +194,7 @@ func (b *bench) startCloud(n, extra int) (*cloudsim.Cloud, error) {
 		Quota:           n + extra + quotaHeadroom,
 		WriteBase:       b.cfg.Model.Base,
 		WritePerEntry:   b.cfg.Model.PerEntry,
+		EntryPending:    b.cfg.Model.Pending,
 		ListLatency:     b.cfg.ListLatency,
 		AccessKeyID:     accessKeyID,
 		AccessKeySecret: accessKeySecret,

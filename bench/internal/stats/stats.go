@@ -11,10 +11,14 @@ import (
 
 // WriteModel is the latency model of the VPC route API: each write call keeps
 // its VPC busy for Base + PerEntry × entries, and only one write may be in
-// flight per VPC.
+// flight per VPC. Written entries are Available when the write's busy
+// window ends, or after Pending when that is longer.
 type WriteModel struct {
 	Base     time.Duration
 	PerEntry time.Duration
+	// Pending is how long written entries stay Pending at least (0: as
+	// long as the busy window).
+	Pending time.Duration
 	// MaxBatch is the most entries one write call accepts (50 for
 	// CreateRouteEntries).
 	MaxBatch int
@@ -26,20 +30,22 @@ func (m WriteModel) Write(n int) time.Duration {
 }
 
 // LowerBound is the least time in which n entries can be written to one
-// table: ceil(n / MaxBatch) full batches back to back. Nothing can beat it,
-// since writes to a VPC are serialized.
+// table and be Available: ceil(n / MaxBatch) full batches back to back,
+// the last one settling after its busy window or its Pending time,
+// whichever is longer. Nothing can beat it, since writes to a VPC are
+// serialized.
 func (m WriteModel) LowerBound(n int) time.Duration {
 	if n <= 0 {
 		return 0
 	}
 	batches := (n + m.MaxBatch - 1) / m.MaxBatch
-	return time.Duration(batches) * m.Write(m.MaxBatch)
+	return time.Duration(batches-1)*m.Write(m.MaxBatch) + max(m.Write(m.MaxBatch), m.Pending)
 }
 
 // Validate reports whether the model is usable.
 func (m WriteModel) Validate() error {
-	if m.Base < 0 || m.PerEntry < 0 || m.MaxBatch < 1 {
-		return fmt.Errorf("invalid write model: base %v, per entry %v, batch %d", m.Base, m.PerEntry, m.MaxBatch)
+	if m.Base < 0 || m.PerEntry < 0 || m.Pending < 0 || m.MaxBatch < 1 {
+		return fmt.Errorf("invalid write model: base %v, per entry %v, pending %v, batch %d", m.Base, m.PerEntry, m.Pending, m.MaxBatch)
 	}
 	return nil
 }

@@ -7,20 +7,29 @@ import (
 
 func TestLowerBound(t *testing.T) {
 	m := WriteModel{Base: 200 * time.Millisecond, PerEntry: 2 * time.Millisecond, MaxBatch: 50}
+	// With entries Pending longer than the busy window (the realistic
+	// profile) the batches still go back to back, and only the last
+	// one's Pending time adds up.
+	realistic := WriteModel{Base: 5 * time.Second, PerEntry: 20 * time.Millisecond, Pending: 10 * time.Second, MaxBatch: 50}
 	for _, tc := range []struct {
+		m    WriteModel
 		n    int
 		want time.Duration
 	}{
-		{0, 0},
-		{1, 300 * time.Millisecond},
-		{50, 300 * time.Millisecond},
-		{51, 600 * time.Millisecond},
-		{200, 1200 * time.Millisecond},
-		{1000, 6 * time.Second},
-		{5000, 30 * time.Second},
+		{m, 0, 0},
+		{m, 1, 300 * time.Millisecond},
+		{m, 50, 300 * time.Millisecond},
+		{m, 51, 600 * time.Millisecond},
+		{m, 200, 1200 * time.Millisecond},
+		{m, 1000, 6 * time.Second},
+		{m, 5000, 30 * time.Second},
+		{realistic, 1, 10 * time.Second},
+		{realistic, 50, 10 * time.Second},
+		{realistic, 51, 16 * time.Second},
+		{realistic, 200, 28 * time.Second},
 	} {
-		if got := m.LowerBound(tc.n); got != tc.want {
-			t.Errorf("LowerBound(%d) = %v, want %v", tc.n, got, tc.want)
+		if got := tc.m.LowerBound(tc.n); got != tc.want {
+			t.Errorf("%+v: LowerBound(%d) = %v, want %v", tc.m, tc.n, got, tc.want)
 		}
 	}
 	if got, want := m.Write(1), 202*time.Millisecond; got != want {

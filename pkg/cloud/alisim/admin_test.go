@@ -241,9 +241,18 @@ func TestRouteTablesVpcsVSwitches(t *testing.T) {
 	_, err = c.DescribeRouteTableList(list)
 	wantServerError(t, err, alisim.CodeInvalidParameter, http.StatusBadRequest)
 
-	// The custom table got the new vSwitch's local route, not the system one.
-	if got := listAll(t, c, custom[0].ID, 0); len(got) != 1 || got[0].DestinationCidrBlock != "192.168.2.0/24" || got[0].Type != "System" {
-		t.Fatalf("custom table entries = %+v", got)
+	// Every table, custom ones included, holds the local routes of every
+	// vSwitch of the VPC, as the real VPC shows them.
+	for _, table := range []string{tableID, custom[0].ID} {
+		locals := map[string]bool{}
+		for _, e := range listAll(t, c, table, 0) {
+			if e.Type == "System" && e.NextHopType == "local" {
+				locals[e.DestinationCidrBlock] = true
+			}
+		}
+		if len(locals) != 3 || !locals["192.168.0.0/24"] || !locals["2408:4005:3a0:1000::/64"] || !locals["192.168.2.0/24"] {
+			t.Fatalf("local entries of table %s = %v, want both vSwitches' CIDRs", table, locals)
+		}
 	}
 	vpcs, err := c.DescribeVpcs(vpc.CreateDescribeVpcsRequest())
 	if err != nil {

@@ -3,12 +3,27 @@ package alisim
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 )
 
 const (
 	maxInstancePage = 100
 	maxInstanceIDs  = 100
 )
+
+type ipv6SetJSON struct {
+	Ipv6Address string `json:"Ipv6Address"`
+}
+
+// ipv6Sets lists an instance's IPv6 addresses as DescribeInstances reports
+// them on the primary network interface (services/ecs Ipv6Set).
+func ipv6Sets(addrs []netip.Addr) []ipv6SetJSON {
+	out := []ipv6SetJSON{}
+	for _, a := range addrs {
+		out = append(out, ipv6SetJSON{Ipv6Address: a.String()})
+	}
+	return out
+}
 
 var instanceStatuses = map[string]bool{"Pending": true, "Running": true, "Starting": true, "Stopping": true, "Stopped": true}
 
@@ -31,8 +46,11 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 			ids[id] = true
 		}
 	}
+	// PrivateIpAddresses is documented as valid only together with
+	// InstanceNetworkType=vpc; without it ECS ignores the filter (and
+	// answers every instance the other filters let through).
 	var ips map[netip.Addr]bool
-	if raw := c.get("PrivateIpAddresses"); raw != "" {
+	if raw := c.get("PrivateIpAddresses"); raw != "" && strings.EqualFold(c.get("InstanceNetworkType"), "vpc") {
 		var list []string
 		if err := json.Unmarshal([]byte(raw), &list); err != nil {
 			return nil, errorf(CodeInvalidParameter, "PrivateIpAddresses must be a JSON array of strings.")
@@ -111,6 +129,9 @@ func (s *Simulator) describeInstances(c *call) (any, *apiError) {
 			j.CreationTime = in.Created.UTC().Format(instanceTimeLayout)
 		}
 		j.NetworkInterfaces.NetworkInterface = enis[in.ID]
+		if nis := j.NetworkInterfaces.NetworkInterface; len(nis) > 0 && nis[0].Type == ENITypePrimary {
+			nis[0].Ipv6Sets.Ipv6Set = ipv6Sets(in.IPv6)
+		}
 		all = append(all, j)
 	}
 	out := struct {

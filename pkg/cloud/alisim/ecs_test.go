@@ -69,13 +69,28 @@ func TestDescribeInstances(t *testing.T) {
 	t.Run("by private IP", func(t *testing.T) {
 		req := ecsDescribeReq()
 		req.PrivateIpAddresses = jsonArray(t, []string{added[7].PrivateIP.String()})
+		req.InstanceNetworkType = "vpc"
 		req.VpcId = vpcID
+		req.PageSize = requests.NewInteger(100)
 		resp, err := c.DescribeInstances(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(resp.Instances.Instance) != 1 || resp.Instances.Instance[0].InstanceId != added[7].ID {
 			t.Fatalf("by private IP = %+v, want %s", resp.Instances.Instance, added[7].ID)
+		}
+		// Without InstanceNetworkType=vpc the documented combination is
+		// incomplete and ECS drops the filter.
+		req = ecsDescribeReq()
+		req.PrivateIpAddresses = jsonArray(t, []string{added[7].PrivateIP.String()})
+		req.VpcId = vpcID
+		req.PageSize = requests.NewInteger(100)
+		resp, err = c.DescribeInstances(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Instances.Instance) < 2 {
+			t.Fatalf("PrivateIpAddresses without InstanceNetworkType=vpc filtered to %d instances, want the filter ignored", len(resp.Instances.Instance))
 		}
 	})
 	t.Run("status filter", func(t *testing.T) {

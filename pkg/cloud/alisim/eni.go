@@ -542,6 +542,9 @@ type instanceENIJSON struct {
 	MacAddress         string `json:"MacAddress"`
 	PrimaryIPAddress   string `json:"PrimaryIpAddress"`
 	VSwitchID          string `json:"VSwitchId"`
+	Ipv6Sets           struct {
+		Ipv6Set []ipv6SetJSON `json:"Ipv6Set"`
+	} `json:"Ipv6Sets"`
 }
 
 // instanceENIsLocked lists the ENIs of every instance for DescribeInstances,

@@ -56,11 +56,38 @@ const (
 	CodeOIDCTokenInvalid          = "AuthenticationFail.OIDCToken.Invalid"
 	CodeOIDCTokenExpired          = "AuthenticationFail.OIDCToken.Expired"
 	CodeOIDCIssuerMismatch        = "AuthenticationFail.OIDCToken.IssuerMismatch"
-	CodeOIDCAudienceMismatch      = "AuthenticationFail.OIDCToken.AudienceMismatch"
+	CodeOIDCAudienceMismatch      = "AuthenticationFail.OIDCToken.AudienceNotMatch"
 	CodeRoleNotTrusted            = "AuthenticationFail.NoPermission"
 	CodeInvalidDuration           = "InvalidParameter.DurationSeconds"
 	CodeInternalError             = "InternalError"
 	CodeServiceUnavailable        = "ServiceUnavailable"
+
+	// Codes of the route entry pages that are not shared with the
+	// CreateRouteEntry family above.
+	CodeIllegalNextToken        = "IllegalParam.NextToken"
+	CodeNextTokenExpired        = "IllegalParam.NextTokenExpired"
+	CodeIllegalIPVersion        = "IllegalParam.IpVersion"
+	CodeListTableNotFound       = "InvalidRouteTable.NotFound"
+	CodeDeleteEntryNotFound     = "InvalidRouteEntry.NotFound"
+	CodeOperationDenied         = "OperationDenied"
+	CodeDeleteParamExclusive    = "ParamExclusive.RouteEntryIdAndRouteTableIdOrDestCidrBlock"
+	CodeNextHopNotSupportIPv6   = "OperationFailed.NotSupportIPV6"
+	CodeRouteTableQuotaExceeded = "QuotaExceeded.RouteTable"
+
+	// Busy and transient codes the VPC answers for route writes (error
+	// tables of CreateRouteEntry and DeleteRouteEntry, Terraform's retry
+	// lists); the simulator's busy model answers BusyCode, fault injection
+	// any of them.
+	CodeIncorrcetRouteEntryStatus = "IncorrcetRouteEntryStatus" // sic, DeleteRouteEntry's table
+	CodeIncorrectVpcStatus        = "IncorrectVpcStatus"
+	CodeIncorrectVSwitchStatus    = "IncorrectVSwitchStatus"
+	CodeIncorrectInstanceStatus   = "IncorrectInstanceStatus"
+	CodeDistributeLock            = "OperationFailed.DistibuteLock" // sic
+	CodeRouteTableStatus          = "IncorrectStatus.RouteTableStatus"
+	CodeOperationConflict         = "OperationConflict"
+	CodeSystemBusy                = "SystemBusy"
+	CodeRejectedThrottling        = "Rejected.Throttling"
+	CodeVPCError                  = "VPC.ERROR"
 
 	// Per-entry failure codes of CreateRouteEntries / DeleteRouteEntries.
 	FailedCidrDuplicate   = "VPC_ROUTE_ENTRY_CIDR_BLOCK_DUPLICATE"
@@ -81,13 +108,22 @@ var defaultStatus = map[string]int{
 	CodeInstanceNotFound:         http.StatusNotFound,
 	CodeInstanceOtherVpc:         http.StatusNotFound,
 	CodeRouteTableNotFound:       http.StatusNotFound,
-	CodeRouteEntryNotFound:       http.StatusNotFound,
 	CodeVpcNotFound:              http.StatusNotFound,
 	CodeVSwitchNotFound:          http.StatusNotFound,
 	CodeRoleNotExist:             http.StatusNotFound,
 	CodeOIDCProviderNotExist:     http.StatusNotFound,
-	CodeInternalError:            http.StatusInternalServerError,
-	CodeServiceUnavailable:       http.StatusServiceUnavailable,
+	// STS answers every AuthenticationFail.* with 401 (its error code
+	// table).
+	CodeRoleNotTrusted:       http.StatusUnauthorized,
+	CodeOIDCTokenInvalid:     http.StatusUnauthorized,
+	CodeOIDCTokenExpired:     http.StatusUnauthorized,
+	CodeOIDCIssuerMismatch:   http.StatusUnauthorized,
+	CodeOIDCAudienceMismatch: http.StatusUnauthorized,
+	CodeInternalError:        http.StatusInternalServerError,
+	CodeServiceUnavailable:   http.StatusServiceUnavailable,
+	CodeVPCError:             http.StatusInternalServerError,
+	"Vpc.Error":              http.StatusInternalServerError,
+	"Internal.Error":         http.StatusInternalServerError,
 }
 
 // defaultMessage is the message of each code, as the real service words it
@@ -121,6 +157,20 @@ var defaultMessage = map[string]string{
 	CodeServiceUnavailable:        "The request has failed due to a temporary failure of the server.",
 	CodeForbbiden:                 "User not authorized to operate on the specified resource.",
 	CodeDryRunOperation:           "Request validation has been passed with DryRun flag set.",
+	CodeIllegalNextToken:          "User nextToken is illegal.",
+	CodeNextTokenExpired:          "The parameter of NextTokenExpired is illegal.",
+	CodeIllegalIPVersion:          "Param IpVersion illegal.",
+	CodeListTableNotFound:         "The specified RouteTable was not found.",
+	CodeDeleteEntryNotFound:       "Route entry not exists.",
+	CodeOperationDenied:           "Specified operation is denied as route entry type is system.",
+	CodeNextHopNotSupportIPv6:     "The specified next hop does not support IPv6.",
+	CodeIncorrcetRouteEntryStatus: "Some route entry status blocked this operation.",
+	CodeIncorrectVpcStatus:        "Current VPC status does not support this operation.",
+	CodeIncorrectVSwitchStatus:    "The current virtual switch status does not support this operation.",
+	CodeIncorrectInstanceStatus:   "Current instance status does not support this operation.",
+	CodeDistributeLock:            "Distibute lock fail.",
+	CodeRouteTableStatus:          "The status of the specified RouteTable is incorrect.",
+	CodeVPCError:                  "error code 500,Internal server error.",
 }
 
 // apiError is an error answered to an API call.

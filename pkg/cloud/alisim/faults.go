@@ -14,6 +14,10 @@ type Fault struct {
 	// Action is the action name ("CreateRouteEntries"); empty or "*"
 	// matches every action.
 	Action string `json:"action,omitempty"`
+	// Param, when set, limits the fault to calls that carry a non-empty
+	// value for that parameter (e.g. "NextToken": only the follow-up pages
+	// of a listing).
+	Param string `json:"param,omitempty"`
 	// Code is the error code answered; empty means the call is only
 	// delayed.
 	Code string `json:"code,omitempty"`
@@ -140,7 +144,7 @@ func (s *Simulator) admit(r *http.Request, c *call) *apiError {
 	}
 	kept := s.faults[:0]
 	for _, f := range s.faults {
-		hit := (f.Action == "" || f.Action == c.action) && (f.Rate <= 0 || rand.Float64() < f.Rate)
+		hit := (f.Action == "" || f.Action == c.action) && (f.Param == "" || c.has(f.Param)) && (f.Rate <= 0 || rand.Float64() < f.Rate)
 		if hit && (aerr == nil || f.Code == "") {
 			f.hits++
 			latency += f.Latency

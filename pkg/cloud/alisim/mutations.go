@@ -3,6 +3,7 @@ package alisim
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -183,13 +184,24 @@ func (s *Simulator) AddInstances(n int, vswitchID string) ([]Instance, error) {
 		if used[a] {
 			continue
 		}
-		in := &Instance{ID: s.newID("i-"), VSwitchID: w.ID, VPCID: w.VPCID, Zone: w.Zone, PrivateIP: a, Status: InstanceRunning, Created: now}
+		in := &Instance{ID: s.newID("i-"), VSwitchID: w.ID, VPCID: w.VPCID, Zone: w.Zone, PrivateIP: a, IPv6: instanceIPv6(w, a), Status: InstanceRunning, Created: now}
 		s.st.instances[in.ID] = in
 		eni := s.newPrimaryENI(in, now)
 		s.st.enis[eni.ID] = eni
 		out = append(out, *in)
 	}
 	return out, nil
+}
+
+// instanceIPv6 gives an instance of an IPv6-enabled vSwitch one IPv6
+// address, derived from its IPv4 address so that it is unique.
+func instanceIPv6(w *VSwitch, v4 netip.Addr) []netip.Addr {
+	if !w.IPv6CIDR.IsValid() {
+		return nil
+	}
+	b := w.IPv6CIDR.Masked().Addr().As16()
+	copy(b[12:], v4.AsSlice())
+	return []netip.Addr{netip.AddrFrom16(b)}
 }
 
 // AddVSwitch adds a vSwitch (bound to the VPC's system table when its
@@ -220,8 +232,23 @@ func (s *Simulator) AddVSwitch(w VSwitch) (VSwitch, error) {
 	return nw, nil
 }
 
+// MaxRouteTablesPerVPC is how many route tables a VPC may have: the
+// system table and 9 custom tables (Alibaba's default VPC quota).
+const MaxRouteTablesPerVPC = 10
+
+func (s *Simulator) tableCountLocked(vpcID string) int {
+	n := 0
+	for _, t := range s.st.tables {
+		if t.VPCID == vpcID {
+			n++
+		}
+	}
+	return n
+}
+
 // AddTable adds a custom route table to a VPC and binds the given vSwitches
-// to it (moving their local system entries along).
+// to it. Like every table of the VPC it holds the local system entries of
+// all the VPC's vSwitches.
 func (s *Simulator) AddTable(t RouteTable, vswitchIDs ...string) (RouteTable, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,6 +266,9 @@ func (s *Simulator) AddTable(t RouteTable, vswitchIDs ...string) (RouteTable, er
 	if t.Type != TableTypeCustom {
 		return RouteTable{}, fmt.Errorf("a VPC has exactly one system table; added tables are Custom: %w", ErrInvalid)
 	}
+	if n := s.tableCountLocked(t.VPCID); n >= MaxRouteTablesPerVPC {
+		return RouteTable{}, fmt.Errorf("vpc %s already has %d route tables, the most a VPC may have (%s): %w", t.VPCID, n, CodeRouteTableQuotaExceeded, ErrInvalid)
+	}
 	for _, id := range vswitchIDs {
 		if w, ok := s.st.vswitches[id]; !ok || w.VPCID != t.VPCID {
 			return RouteTable{}, fmt.Errorf("vswitch %s in vpc %s: %w", id, t.VPCID, ErrNotFound)
@@ -248,13 +278,7 @@ func (s *Simulator) AddTable(t RouteTable, vswitchIDs ...string) (RouteTable, er
 	s.st.tables[t.ID] = &nt
 	s.st.byTable[t.ID] = map[string]*RouteEntry{}
 	for _, id := range vswitchIDs {
-		w := s.st.vswitches[id]
-		for _, e := range s.st.byTable[w.RouteTableID] {
-			if e.Type == EntryTypeSystem && e.NextHopType == NextHopLocal && e.NextHopID == w.ID {
-				s.st.removeEntry(e)
-			}
-		}
-		w.RouteTableID = t.ID
+		s.st.vswitches[id].RouteTableID = t.ID
 	}
 	s.ensureSystemEntriesLocked(t.VPCID, s.clock.Now())
 	return nt, nil

@@ -273,7 +273,7 @@ func TestPolicyResourcesAndDeny(t *testing.T) {
 	// checked and the action answers NotFound.
 	m.RouteEntryId = "rte-2vc000000000000000none"
 	_, err = v.ModifyRouteEntry(m)
-	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusNotFound)
+	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusBadRequest)
 }
 
 func TestPolicyAdminAndSTS(t *testing.T) {

@@ -32,9 +32,25 @@ type Options struct {
 	// negative means instantaneous.
 	WriteBase     time.Duration
 	WritePerEntry time.Duration
+	// EntryPending is how long written entries stay Pending (Modifying,
+	// Deleting) at least, independently of the VPC's busy window; zero
+	// means as long as the busy window. Longer than the window, it
+	// exposes the states the real VPC shows between writes: a batch
+	// create hitting a Pending entry (VPC_ROUTE_ENTRY_STATUS_ERROR) and
+	// single writes refused while the table has Pending entries.
+	EntryPending time.Duration
 	// TimestampWindow is how far a request Timestamp may be from the clock;
 	// zero means 15 minutes.
 	TimestampWindow time.Duration
+	// NextTokenTTL is how long a DescribeRouteEntryList NextToken stays
+	// valid; an older one answers IllegalParam.NextTokenExpired. Zero
+	// means 10 minutes, negative never.
+	NextTokenTTL time.Duration
+	// IPVersionEncoding is which RouteEntries.N.IpVersion values
+	// CreateRouteEntries accepts: IPVersionAny (default), IPVersionInteger
+	// or IPVersionName. The reference pages disagree, so clients must work
+	// under each.
+	IPVersionEncoding string
 	// BusyCode is the error code of a route write while the VPC is busy;
 	// empty means TaskConflict.
 	BusyCode string
@@ -81,6 +97,7 @@ const (
 	defaultWriteBase       = 50 * time.Millisecond
 	defaultWritePerEntry   = time.Millisecond
 	defaultTimestampWindow = 15 * time.Minute
+	defaultNextTokenTTL    = 10 * time.Minute
 	nonceRetention         = 30 * time.Minute
 )
 
@@ -159,6 +176,16 @@ func New(opts Options) (*Simulator, error) {
 	}
 	if opts.TimestampWindow <= 0 {
 		opts.TimestampWindow = defaultTimestampWindow
+	}
+	if opts.NextTokenTTL == 0 {
+		opts.NextTokenTTL = defaultNextTokenTTL
+	}
+	switch opts.IPVersionEncoding {
+	case "":
+		opts.IPVersionEncoding = IPVersionAny
+	case IPVersionAny, IPVersionInteger, IPVersionName:
+	default:
+		return nil, fmt.Errorf("IP version encoding %q: want %s, %s or %s", opts.IPVersionEncoding, IPVersionAny, IPVersionInteger, IPVersionName)
 	}
 	if opts.BusyCode == "" {
 		opts.BusyCode = CodeTaskConflict
@@ -437,23 +464,35 @@ func (m *model) systemTable(vpcID string) *RouteTable {
 	return nil
 }
 
-// ensureSystemEntriesLocked adds the system entries the real VPC router
-// shows: one local route per vSwitch CIDR (IPv4 and IPv6) in the vSwitch's
-// table, and the cloud service route 100.64.0.0/10 in the system table.
+// ensureSystemEntriesLocked adds the entries the real VPC router adds by
+// itself: in every route table of the VPC, system table or custom, one
+// local route per vSwitch CIDR of the VPC (IPv4 and IPv6), as the console
+// and DescribeRouteEntryList show them; the cloud service route
+// 100.64.0.0/10 in the system table; and, once the VPC has an IPv6 gateway,
+// the custom route ::/0 to it in the system table, which counts against the
+// table's quota like any custom entry.
 func (s *Simulator) ensureSystemEntriesLocked(vpcID string, now time.Time) {
 	m := &s.st
 	sys := m.systemTable(vpcID)
 	want := map[string][]RouteEntry{}
 	if sys != nil {
-		want[sys.ID] = append(want[sys.ID], RouteEntry{Destination: cloudServiceCIDR, NextHopType: NextHopService})
+		want[sys.ID] = append(want[sys.ID], RouteEntry{Destination: cloudServiceCIDR, NextHopType: NextHopService, Type: EntryTypeSystem})
+		if gw := m.vpcs[vpcID].IPv6GatewayID; gw != "" {
+			want[sys.ID] = append(want[sys.ID], RouteEntry{Destination: ipv6Default, NextHopType: NextHopIPv6Gateway, NextHopID: gw, Type: EntryTypeCustom})
+		}
 	}
-	for _, w := range m.vswitches {
-		if w.VPCID != vpcID {
+	for _, t := range m.tables {
+		if t.VPCID != vpcID {
 			continue
 		}
-		want[w.RouteTableID] = append(want[w.RouteTableID], RouteEntry{Destination: w.CIDR, NextHopType: NextHopLocal, NextHopID: w.ID})
-		if w.IPv6CIDR.IsValid() {
-			want[w.RouteTableID] = append(want[w.RouteTableID], RouteEntry{Destination: w.IPv6CIDR, NextHopType: NextHopLocal, NextHopID: w.ID})
+		for _, w := range m.vswitches {
+			if w.VPCID != vpcID {
+				continue
+			}
+			want[t.ID] = append(want[t.ID], RouteEntry{Destination: w.CIDR, NextHopType: NextHopLocal, NextHopID: w.ID, Type: EntryTypeSystem})
+			if w.IPv6CIDR.IsValid() {
+				want[t.ID] = append(want[t.ID], RouteEntry{Destination: w.IPv6CIDR, NextHopType: NextHopLocal, NextHopID: w.ID, Type: EntryTypeSystem})
+			}
 		}
 	}
 	for table, entries := range want {
@@ -463,7 +502,6 @@ func (s *Simulator) ensureSystemEntriesLocked(vpcID string, now time.Time) {
 			}
 			e.ID = s.newID("rte-")
 			e.TableID = table
-			e.Type = EntryTypeSystem
 			e.Status = StatusAvailable
 			e.Created = now
 			m.addEntry(&e)
@@ -545,12 +583,32 @@ func (s *Simulator) lockForWrite(c *call) {
 	s.advanceLocked()
 }
 
-func (s *Simulator) markBusyLocked(vpcID string, now time.Time, d time.Duration) time.Time {
+// startWriteLocked starts a route write of duration d in the VPC: the VPC
+// is busy until now+d. It returns when the written entries settle
+// (become Available or vanish): at the end of the busy window, or after
+// Options.EntryPending when that is longer, so that entries can still be
+// Pending while the VPC already accepts the next write.
+func (s *Simulator) startWriteLocked(vpcID string, now time.Time, d time.Duration) time.Time {
 	until := now.Add(d)
 	if until.After(s.st.busyUntil[vpcID]) {
 		s.st.busyUntil[vpcID] = until
 	}
+	if settle := now.Add(s.opts.EntryPending); settle.After(until) {
+		return settle
+	}
 	return until
+}
+
+// tableUnsettledLocked reports whether an entry of the table is Pending or
+// Modifying, which the CreateRouteEntry and DeleteRouteEntry error tables
+// name as the cause of IncorrectRouteEntryStatus.
+func (s *Simulator) tableUnsettledLocked(table string) bool {
+	for _, e := range s.st.byTable[table] {
+		if e.Status == StatusPending || e.Status == StatusModifying {
+			return true
+		}
+	}
+	return false
 }
 
 // sortEntries orders entries by ID, i.e. creation order.

@@ -11,9 +11,10 @@ const (
 	EntryTypeSystem = "System"
 	EntryTypeCustom = "Custom"
 
-	NextHopInstance = "Instance"
-	NextHopLocal    = "local"
-	NextHopService  = "service"
+	NextHopInstance    = "Instance"
+	NextHopLocal       = "local"
+	NextHopService     = "service"
+	NextHopIPv6Gateway = "IPv6Gateway"
 
 	StatusPending   = "Pending"
 	StatusAvailable = "Available"
@@ -59,6 +60,10 @@ type VPC struct {
 	CIDR      netip.Prefix `json:"cidr"`
 	IPv6CIDR  netip.Prefix `json:"ipv6Cidr,omitzero"`
 	VRouterID string       `json:"vRouterId"`
+	// IPv6GatewayID is the VPC's IPv6 gateway; when set, the system table
+	// holds the custom route ::/0 to it, as Alibaba adds on creating the
+	// gateway.
+	IPv6GatewayID string `json:"ipv6GatewayId,omitempty"`
 }
 
 // VSwitch is a subnet of a VPC in one zone, bound to one route table.
@@ -107,7 +112,10 @@ type Instance struct {
 	VPCID     string     `json:"vpcId"`
 	Zone      string     `json:"zone"`
 	PrivateIP netip.Addr `json:"privateIp"`
-	Status    string     `json:"status"`
+	// IPv6 are the IPv6 addresses of the primary network interface; an
+	// IPv6 route may point only at an instance that has one.
+	IPv6   []netip.Addr `json:"ipv6,omitempty"`
+	Status string       `json:"status"`
 
 	// Created is when the instance was created; zero means long ago
 	// (before the source/destination check became a default).
@@ -188,9 +196,9 @@ func DefaultState() *State {
 		}},
 		RouteTables: []RouteTable{{ID: DefaultTableID, VPCID: DefaultVPCID, Type: TableTypeSystem}},
 		Instances: []Instance{
-			{ID: "i-2vcxxr", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.10"), Status: InstanceRunning},
-			{ID: "i-2vcxxs", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.11"), Status: InstanceRunning},
-			{ID: "i-2vcxxt", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.12"), Status: InstanceRunning},
+			{ID: "i-2vcxxr", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.10"), IPv6: []netip.Addr{netip.MustParseAddr("2408:4005:3a0:1000::10")}, Status: InstanceRunning},
+			{ID: "i-2vcxxs", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.11"), IPv6: []netip.Addr{netip.MustParseAddr("2408:4005:3a0:1000::11")}, Status: InstanceRunning},
+			{ID: "i-2vcxxt", VSwitchID: DefaultVSwitchID, VPCID: DefaultVPCID, Zone: DefaultZone, PrivateIP: netip.MustParseAddr("192.168.0.12"), IPv6: []netip.Addr{netip.MustParseAddr("2408:4005:3a0:1000::12")}, Status: InstanceRunning},
 		},
 		OIDCProviders: []OIDCProvider{{ARN: DefaultOIDCProviderARN, IssuerURL: DefaultOIDCIssuer, ClientIDs: []string{"sts.aliyuncs.com"}}},
 		Roles: []Role{{
@@ -211,9 +219,13 @@ func (s *State) validate() error {
 		vpcs[v.ID] = true
 	}
 	tables := map[string]bool{}
+	perVPC := map[string]int{}
 	for _, t := range s.RouteTables {
 		if !vpcs[t.VPCID] {
 			return fmt.Errorf("route table %s: unknown vpc %q", t.ID, t.VPCID)
+		}
+		if perVPC[t.VPCID]++; perVPC[t.VPCID] > MaxRouteTablesPerVPC {
+			return fmt.Errorf("vpc %s has more than %d route tables", t.VPCID, MaxRouteTablesPerVPC)
 		}
 		if t.Type != TableTypeSystem && t.Type != TableTypeCustom {
 			return fmt.Errorf("route table %s: type %q is neither System nor Custom", t.ID, t.Type)

@@ -117,7 +117,7 @@ func (s *Simulator) assumeRoleWithOIDC(c *call) (any, *apiError) {
 		trusted = trusted || p == prov.ARN
 	}
 	if !trusted {
-		return nil, &apiError{Code: CodeRoleNotTrusted, Message: "The role does not trust the OIDC provider.", Status: 403}
+		return nil, errorf(CodeRoleNotTrusted, "The role does not trust the OIDC provider.")
 	}
 	maxSeconds := role.MaxSessionSeconds
 	if maxSeconds == 0 {

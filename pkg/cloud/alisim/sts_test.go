@@ -136,10 +136,10 @@ func TestOIDCRejections(t *testing.T) {
 		code   string
 		status int
 	}{
-		{"wrong issuer", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["iss"] = "https://elsewhere.example.invalid" })), alisim.CodeOIDCIssuerMismatch, 400},
-		{"wrong audience", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["aud"] = "someone-else" })), alisim.CodeOIDCAudienceMismatch, 400},
-		{"expired token", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["exp"] = time.Now().Add(-time.Minute).Unix() })), alisim.CodeOIDCTokenExpired, 400},
-		{"not a JWT", assumeReq("not-a-jwt"), alisim.CodeOIDCTokenInvalid, 400},
+		{"wrong issuer", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["iss"] = "https://elsewhere.example.invalid" })), alisim.CodeOIDCIssuerMismatch, 401},
+		{"wrong audience", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["aud"] = "someone-else" })), alisim.CodeOIDCAudienceMismatch, 401},
+		{"expired token", assumeReq(serviceAccountToken(t, func(m map[string]any) { m["exp"] = time.Now().Add(-time.Minute).Unix() })), alisim.CodeOIDCTokenExpired, 401},
+		{"not a JWT", assumeReq("not-a-jwt"), alisim.CodeOIDCTokenInvalid, 401},
 		{"unknown role", func() *sts.AssumeRoleWithOIDCRequest {
 			r := assumeReq(serviceAccountToken(t, nil))
 			r.RoleArn = "acs:ram::1:role/none"
@@ -154,7 +154,7 @@ func TestOIDCRejections(t *testing.T) {
 			r := assumeReq(serviceAccountToken(t, nil))
 			r.RoleArn = "acs:ram::1000000000000001:role/untrusting"
 			return r
-		}(), alisim.CodeRoleNotTrusted, 403},
+		}(), alisim.CodeRoleNotTrusted, 401},
 		{"duration too short", func() *sts.AssumeRoleWithOIDCRequest {
 			r := assumeReq(serviceAccountToken(t, nil))
 			r.DurationSeconds = requests.NewInteger(60)

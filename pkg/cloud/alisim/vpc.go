@@ -23,7 +23,18 @@ const (
 	clientTokenTTL      = 24 * time.Hour
 )
 
-var cloudServiceCIDR = netip.MustParsePrefix("100.64.0.0/10")
+var (
+	cloudServiceCIDR = netip.MustParsePrefix("100.64.0.0/10")
+	ipv6Default      = netip.MustParsePrefix("::/0")
+)
+
+// Origin values of DescribeRouteEntryList (its reference page lists
+// RoutePropagation, SystemCreate and CustomCreate; propagation is not
+// modelled).
+const (
+	originCustom = "CustomCreate"
+	originSystem = "SystemCreate"
+)
 
 // --- responses, field names as in services/vpc of the SDK ---
 
@@ -74,10 +85,10 @@ func (s *Simulator) entryJSON(e *RouteEntry) routeEntryJSON {
 		RouteEntryName:       e.Name,
 		Description:          e.Description,
 		GmtModified:          e.Created.UTC().Format(timeLayout),
-		Origin:               "StaticRoute",
+		Origin:               originCustom,
 	}
 	if e.Type == EntryTypeSystem {
-		out.Origin = "System"
+		out.Origin = originSystem
 	}
 	out.NextHops.NextHop = []nextHopJSON{{NextHopID: e.NextHopID, NextHopType: e.NextHopType, Enabled: 1, NextHopRegionID: s.st.region}}
 	return out
@@ -157,6 +168,41 @@ func validateNameDescription(name, desc string) *apiError {
 	return nil
 }
 
+// IP version encodings of CreateRouteEntries' RouteEntries.N.IpVersion.
+// The action's reference page declares an integer with the values 4 and 6
+// (and shows "IPv4" as its example); DescribeRouteEntryList documents the
+// names IPv4 and IPv6. Options.IPVersionEncoding picks which the simulator
+// accepts; anything else is IllegalParam.IpVersion.
+const (
+	IPVersionAny     = "any"     // 4, 6, IPv4 and IPv6
+	IPVersionInteger = "integer" // 4 and 6 only
+	IPVersionName    = "name"    // IPv4 and IPv6 only
+)
+
+func (s *Simulator) ipVersionAccepted(v string) bool {
+	integer := v == "4" || v == "6"
+	name := strings.EqualFold(v, "IPv4") || strings.EqualFold(v, "IPv6")
+	switch s.opts.IPVersionEncoding {
+	case IPVersionInteger:
+		return integer
+	case IPVersionName:
+		return name
+	default:
+		return integer || name
+	}
+}
+
+// parseBatchIPVersion maps an accepted IpVersion value to IPv4 or IPv6.
+func parseBatchIPVersion(v string) string {
+	switch {
+	case v == "4" || strings.EqualFold(v, "IPv4"):
+		return "IPv4"
+	case v == "6" || strings.EqualFold(v, "IPv6"):
+		return "IPv6"
+	}
+	return v
+}
+
 // checkDestinationLocked applies the VPC's rules on custom destinations.
 func (s *Simulator) checkDestinationLocked(vpc *VPC, p netip.Prefix) *apiError {
 	if p.Addr().Is4() {
@@ -177,6 +223,15 @@ func (s *Simulator) checkDestinationLocked(vpc *VPC, p netip.Prefix) *apiError {
 		if w.VPCID == vpc.ID && w.IPv6CIDR.IsValid() && w.IPv6CIDR.Overlaps(p) {
 			return errorf(CodeCidrOverlapVSwitchV6, "%s overlaps vSwitch %s %s.", p, w.ID, w.IPv6CIDR)
 		}
+	}
+	return nil
+}
+
+// checkIPv6HopLocked refuses an IPv6 route to an instance without an IPv6
+// address with the code of CreateRouteEntry's error table.
+func (s *Simulator) checkIPv6HopLocked(dst netip.Prefix, hopID string) *apiError {
+	if in, ok := s.st.instances[hopID]; ok && dst.Addr().Is6() && len(in.IPv6) == 0 {
+		return errorf(CodeNextHopNotSupportIPv6, "Instance %s has no IPv6 address.", hopID)
 	}
 	return nil
 }
@@ -448,16 +503,61 @@ func parseNextToken(c *call, kind string) (string, *apiError) {
 	return from, nil
 }
 
+// entryTokenKind is the kind of DescribeRouteEntryList tokens; they carry
+// their issue time after the entry ID, so that they can expire.
+const entryTokenKind = "rte"
+
+func encodeEntryToken(id string, issued time.Time) string {
+	return encodeToken(entryTokenKind, id+"@"+strconv.FormatInt(issued.UnixNano(), 10))
+}
+
+// parseEntryToken returns the entry ID a DescribeRouteEntryList NextToken
+// resumes from, answering the codes of the action's error table: a token
+// the simulator did not issue is IllegalParam.NextToken, one older than
+// Options.NextTokenTTL is IllegalParam.NextTokenExpired.
+func (s *Simulator) parseEntryToken(c *call) (string, *apiError) {
+	tok := c.get("NextToken")
+	if tok == "" {
+		return "", nil
+	}
+	raw, ok := decodeToken(entryTokenKind, tok)
+	id, issuedStr, found := strings.Cut(raw, "@")
+	issued, err := strconv.ParseInt(issuedStr, 10, 64)
+	if !ok || !found || id == "" || err != nil {
+		return "", errorf(CodeIllegalNextToken, "")
+	}
+	if ttl := s.opts.NextTokenTTL; ttl > 0 && c.now.Sub(time.Unix(0, issued)) > ttl {
+		return "", errorf(CodeNextTokenExpired, "")
+	}
+	return id, nil
+}
+
+// parseMaxResult reads MaxResult. The reference page says 1 to 100, yet
+// the Alibaba CCM sends 500 on every listing and works in production: the
+// real service clamps a larger value to its page maximum, and so does the
+// simulator.
+func parseMaxResult(c *call) (int, *apiError) {
+	v := c.get("MaxResult")
+	if v == "" {
+		return defaultEntryResults, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, errorf(CodeInvalidParameter, "MaxResult must be a positive integer.")
+	}
+	return min(n, maxEntryResults), nil
+}
+
 func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	tableID := c.get("RouteTableId")
 	if tableID == "" {
 		return nil, errorf(CodeMissingParameter, "RouteTableId is mandatory for this action.")
 	}
-	limit, aerr := parseInt(c, "MaxResult", defaultEntryResults, 1, maxEntryResults)
+	limit, aerr := parseMaxResult(c)
 	if aerr != nil {
 		return nil, aerr
 	}
-	from, aerr := parseNextToken(c, "rte")
+	from, aerr := s.parseEntryToken(c)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -483,13 +583,13 @@ func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 		}
 	}
 	if v := c.get("IpVersion"); v != "" && !strings.EqualFold(v, "IPv4") && !strings.EqualFold(v, "IPv6") {
-		return nil, errorf(CodeInvalidParameter, "IpVersion must be IPv4 or IPv6.")
+		return nil, errorf(CodeIllegalIPVersion, "IpVersion must be IPv4 or IPv6.")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advanceLocked()
 	if _, ok := s.st.tables[tableID]; !ok {
-		return nil, errorf(CodeRouteTableNotFound, "")
+		return nil, errorf(CodeListTableNotFound, "")
 	}
 	var list []*RouteEntry
 	for _, e := range s.st.byTable[tableID] {
@@ -517,7 +617,7 @@ func (s *Simulator) describeRouteEntryList(c *call) (any, *apiError) {
 	out.RouteEntrys.RouteEntry = []routeEntryJSON{}
 	for i, e := range list {
 		if i == limit {
-			out.NextToken = encodeToken("rte", e.ID)
+			out.NextToken = encodeEntryToken(e.ID, c.now)
 			break
 		}
 		out.RouteEntrys.RouteEntry = append(out.RouteEntrys.RouteEntry, s.entryJSON(e))
@@ -577,8 +677,14 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	if aerr := s.checkNextHopLocked(vpc, hopType, c.get("NextHopId")); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := s.checkIPv6HopLocked(dst, c.get("NextHopId")); aerr != nil {
+		return nil, aerr
+	}
 	if aerr := s.busyErrorLocked(vpc.ID, c.now); aerr != nil {
 		return nil, aerr
+	}
+	if s.tableUnsettledLocked(tableID) {
+		return nil, errorf(CodeIncorrectRouteEntryStatus, "The route table has entries in the Pending or Modifying state.")
 	}
 	if s.st.findByDestination(tableID, dst) != nil {
 		return nil, errorf(CodeCidrDuplicate, "")
@@ -586,7 +692,7 @@ func (s *Simulator) createRouteEntry(c *call) (any, *apiError) {
 	if s.customCountLocked(tableID) >= s.quotaLocked(tableID) {
 		return nil, errorf(CodeQuotaExceeded, "")
 	}
-	until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(1))
+	until := s.startWriteLocked(vpc.ID, c.now, s.writeDuration(1))
 	e := &RouteEntry{ID: s.newID("rte-"), TableID: tableID, Destination: dst, Type: EntryTypeCustom, NextHopType: hopType,
 		NextHopID: c.get("NextHopId"), Name: name, Description: desc, Status: StatusPending, Until: until, Created: c.now}
 	s.st.addEntry(e)
@@ -658,6 +764,9 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		if aerr := validateNameDescription(it["Name"], it["Description"]); aerr != nil {
 			return nil, aerr
 		}
+		if v := it["IpVersion"]; v != "" && !s.ipVersionAccepted(v) {
+			return nil, errorf(CodeIllegalIPVersion, "IpVersion %q is not accepted (encoding %s).", v, s.opts.IPVersionEncoding)
+		}
 	}
 	s.lockForWrite(c)
 	defer s.mu.Unlock()
@@ -693,7 +802,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 			fail(FailedCidrInvalid, aerr.Message)
 			continue
 		}
-		if v := it["IpVersion"]; v != "" && !strings.EqualFold(v, ipVersion(dst)) {
+		if v := it["IpVersion"]; v != "" && parseBatchIPVersion(v) != ipVersion(dst) {
 			fail(FailedCidrInvalid, fmt.Sprintf("IpVersion %s does not match %s.", v, dst))
 			continue
 		}
@@ -707,6 +816,14 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 		}
 		if aerr := s.checkNextHopLocked(vpc, hopType, it["NextHop"]); aerr != nil {
 			fail(FailedNextHopNotExist, aerr.Code+": "+aerr.Message)
+			continue
+		}
+		if aerr := s.checkIPv6HopLocked(dst, it["NextHop"]); aerr != nil {
+			fail(aerr.Code, aerr.Message)
+			continue
+		}
+		if e := s.st.findByDestination(table, dst); e != nil && e.Status != StatusAvailable {
+			fail(FailedEntryStatus, "route entry status is "+e.Status)
 			continue
 		}
 		if s.st.findByDestination(table, dst) != nil || slices.ContainsFunc(created, func(e *RouteEntry) bool { return e.TableID == table && e.Destination == dst }) {
@@ -726,7 +843,7 @@ func (s *Simulator) createRouteEntries(c *call) (any, *apiError) {
 			NextHopType: hopType, NextHopID: it["NextHop"], Name: it["Name"], Description: it["Description"], Status: StatusPending, Created: c.now})
 	}
 	if len(created) > 0 {
-		until := s.markBusyLocked(vpc.ID, c.now, s.writeDuration(len(created)))
+		until := s.startWriteLocked(vpc.ID, c.now, s.writeDuration(len(created)))
 		for _, e := range created {
 			e.Until = until
 			s.st.addEntry(e)
@@ -764,15 +881,28 @@ func (s *Simulator) lookupEntryLocked(id, table, dstStr, hop string) (*RouteEntr
 	return e, nil
 }
 
+// deleteRouteEntry answers the codes of DeleteRouteEntry's error table: an
+// entry named by table and destination that does not exist is
+// InvalidRouteEntry.NotFound (what the CCM and Terraform check for), one
+// named by ID InvalidRouteEntryId.NotFound, both 400; a system entry is
+// OperationDenied; naming the entry both ways is
+// ParamExclusive.RouteEntryIdAndRouteTableIdOrDestCidrBlock.
 func (s *Simulator) deleteRouteEntry(c *call) (any, *apiError) {
+	byID := c.get("RouteEntryId") != ""
+	if byID && c.get("DestinationCidrBlock") != "" {
+		return nil, errorf(CodeDeleteParamExclusive, "RouteEntryId excludes RouteTableId and DestinationCidrBlock.")
+	}
 	s.lockForWrite(c)
 	defer s.mu.Unlock()
 	e, aerr := s.lookupEntryLocked(c.get("RouteEntryId"), c.get("RouteTableId"), c.get("DestinationCidrBlock"), c.get("NextHopId"))
 	if aerr != nil {
+		if aerr.Code == CodeRouteEntryNotFound && !byID {
+			aerr = errorf(CodeDeleteEntryNotFound, "")
+		}
 		return nil, aerr
 	}
 	if e.Type == EntryTypeSystem {
-		return nil, errorf(CodeSystemEntry, "System route entries cannot be deleted.")
+		return nil, errorf(CodeOperationDenied, "")
 	}
 	if e.Status != StatusAvailable {
 		return nil, errorf(CodeIncorrectRouteEntryStatus, "Entry %s is %s.", e.ID, e.Status)
@@ -781,7 +911,10 @@ func (s *Simulator) deleteRouteEntry(c *call) (any, *apiError) {
 	if aerr := s.busyErrorLocked(vpcID, c.now); aerr != nil {
 		return nil, aerr
 	}
-	e.Status, e.Until = StatusDeleting, s.markBusyLocked(vpcID, c.now, s.writeDuration(1))
+	if s.tableUnsettledLocked(e.TableID) {
+		return nil, errorf(CodeIncorrcetRouteEntryStatus, "The route table has entries in the Pending or Modifying state.")
+	}
+	e.Status, e.Until = StatusDeleting, s.startWriteLocked(vpcID, c.now, s.writeDuration(1))
 	return struct{}{}, nil
 }
 
@@ -840,7 +973,7 @@ func (s *Simulator) deleteRouteEntries(c *call) (any, *apiError) {
 		out.FailedRouteEntries = append(out.FailedRouteEntries, f)
 	}
 	if len(deleting) > 0 {
-		until := s.markBusyLocked(vpcID, c.now, s.writeDuration(len(deleting)))
+		until := s.startWriteLocked(vpcID, c.now, s.writeDuration(len(deleting)))
 		for _, e := range deleting {
 			e.Status, e.Until = StatusDeleting, until
 		}
@@ -892,7 +1025,7 @@ func (s *Simulator) modifyRouteEntry(c *call) (any, *apiError) {
 		return nil, aerr
 	}
 	e.Name, e.Description, e.NextHopID = name, desc, hop
-	e.Status, e.Until = StatusModifying, s.markBusyLocked(t.VPCID, c.now, s.writeDuration(1))
+	e.Status, e.Until = StatusModifying, s.startWriteLocked(t.VPCID, c.now, s.writeDuration(1))
 	e.Created = c.now
 	return struct{}{}, nil
 }

@@ -384,7 +384,16 @@ func TestDeleteRouteEntrySingle(t *testing.T) {
 	del := vpc.CreateDeleteRouteEntryRequest()
 	del.RouteTableId, del.DestinationCidrBlock, del.NextHopId = tableID, "10.244.1.0/24", "i-2vcxxs"
 	_, err = c.DeleteRouteEntry(del)
-	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusNotFound)
+	// The code the CCM (DeleteRoute) and Terraform (alicloud_route_entry
+	// delete) treat as "already gone".
+	wantServerError(t, err, alisim.CodeDeleteEntryNotFound, http.StatusBadRequest)
+	byID := vpc.CreateDeleteRouteEntryRequest()
+	byID.RouteEntryId = "rte-2vc000000000999abcde"
+	_, err = c.DeleteRouteEntry(byID)
+	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusBadRequest)
+	byID.RouteEntryId, byID.DestinationCidrBlock = e.ID, "10.244.1.0/24"
+	_, err = c.DeleteRouteEntry(byID)
+	wantServerError(t, err, alisim.CodeDeleteParamExclusive, http.StatusBadRequest)
 	del.NextHopId = "i-2vcxxr"
 	if _, err := c.DeleteRouteEntry(del); err != nil {
 		t.Fatalf("delete by table+destination+next hop: %v", err)
@@ -396,7 +405,7 @@ func TestDeleteRouteEntrySingle(t *testing.T) {
 	sys := vpc.CreateDeleteRouteEntryRequest()
 	sys.RouteEntryId = routes[0].ID
 	_, err = c.DeleteRouteEntry(sys)
-	wantServerError(t, err, alisim.CodeSystemEntry, http.StatusBadRequest)
+	wantServerError(t, err, alisim.CodeOperationDenied, http.StatusBadRequest)
 	missing := vpc.CreateDeleteRouteEntryRequest()
 	_, err = c.DeleteRouteEntry(missing)
 	wantServerError(t, err, alisim.CodeMissingParameter, http.StatusBadRequest)
@@ -434,7 +443,7 @@ func TestModifyRouteEntry(t *testing.T) {
 	unknown := vpc.CreateModifyRouteEntryRequest()
 	unknown.RouteEntryId, unknown.RouteEntryName = "rte-nonexistent", "x"
 	_, err = c.ModifyRouteEntry(unknown)
-	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusNotFound)
+	wantServerError(t, err, alisim.CodeRouteEntryNotFound, http.StatusBadRequest)
 }
 
 func TestClientTokenIdempotency(t *testing.T) {
@@ -573,16 +582,14 @@ func TestPaginationEachEntryOnce(t *testing.T) {
 		if len(resp.RouteEntrys.RouteEntry) != 10 || resp.NextToken == "" {
 			t.Fatalf("default page: %d entries, NextToken %q; want 10 (the documented default) and a token", len(resp.RouteEntrys.RouteEntry), resp.NextToken)
 		}
-		for _, bad := range []int{0, 101} {
-			req := describeReq()
-			req.MaxResult = requests.NewInteger(bad)
-			_, err := c.DescribeRouteEntryList(req)
-			wantServerError(t, err, alisim.CodeInvalidParameter, http.StatusBadRequest)
-		}
+		req = describeReq()
+		req.MaxResult = requests.NewInteger(0)
+		_, err = c.DescribeRouteEntryList(req)
+		wantServerError(t, err, alisim.CodeInvalidParameter, http.StatusBadRequest)
 		req = describeReq()
 		req.NextToken = "not-a-token"
 		_, err = c.DescribeRouteEntryList(req)
-		wantServerError(t, err, alisim.CodeInvalidNextToken, http.StatusBadRequest)
+		wantServerError(t, err, alisim.CodeIllegalNextToken, http.StatusBadRequest)
 	})
 	t.Run("deletions between pages", func(t *testing.T) {
 		req := describeReq()
@@ -679,7 +686,7 @@ func TestDescribeRouteEntryListFilters(t *testing.T) {
 		r.RouteTableId = "vtb-nonexistent"
 		return r
 	}())
-	wantServerError(t, err, alisim.CodeRouteTableNotFound, http.StatusNotFound)
+	wantServerError(t, err, alisim.CodeListTableNotFound, http.StatusBadRequest)
 	_, err = c.DescribeRouteEntryList(vpc.CreateDescribeRouteEntryListRequest())
 	wantServerError(t, err, alisim.CodeMissingParameter, http.StatusBadRequest)
 }
