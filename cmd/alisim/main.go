@@ -152,6 +152,27 @@ func parseThrottles(spec string) ([]alisim.Throttle, error) {
 	return out, nil
 }
 
+// simOptions turns the flags into simulator options: the latency profile
+// first, the explicit latency flags over it.
+func (c *config) simOptions() (alisim.Options, error) {
+	opts := alisim.Options{
+		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
+		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, EntryPending: c.entryPending, TimestampWindow: c.timestampWindow,
+		NextTokenTTL: c.nextTokenTTL, IPVersionEncoding: c.ipVersionEncoding,
+		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
+		ECSDescribeDenial: c.ecsDescribeDenial, VPCDenialCode: c.vpcDenialCode,
+	}
+	if err := opts.ApplyProfile(c.profile); err != nil {
+		return alisim.Options{}, fmt.Errorf("%w: --profile: %w", errUsage, err)
+	}
+	switch c.ipVersionEncoding {
+	case alisim.IPVersionAny, alisim.IPVersionInteger, alisim.IPVersionName:
+	default:
+		return alisim.Options{}, fmt.Errorf("%w: --ip-version-encoding %q: want %s, %s or %s", errUsage, c.ipVersionEncoding, alisim.IPVersionAny, alisim.IPVersionInteger, alisim.IPVersionName)
+	}
+	return opts, nil
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
@@ -161,12 +182,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := alisim.Options{
-		AccessKeyID: c.keyID, AccessKeySecret: c.keySecret,
-		WriteBase: c.writeBase, WritePerEntry: c.writePerEntry, EntryPending: c.entryPending, TimestampWindow: c.timestampWindow,
-		NextTokenTTL: c.nextTokenTTL, IPVersionEncoding: c.ipVersionEncoding,
-		MetadataInstanceID: c.metadataInstance, MetadataRoleName: c.metadataRole, AllowIMDSv1: c.allowIMDSv1,
-		ECSDescribeDenial: c.ecsDescribeDenial, VPCDenialCode: c.vpcDenialCode,
+	opts, err := c.simOptions()
+	if err != nil {
+		return err
 	}
 	if c.ramPolicyFile != "" {
 		raw, err := os.ReadFile(c.ramPolicyFile)
@@ -184,9 +202,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: --source-dest-check-since: %w", errUsage, err)
 		}
 		opts.SourceDestCheckSince = since
-	}
-	if err := opts.ApplyProfile(c.profile); err != nil {
-		return fmt.Errorf("%w: --profile: %w", errUsage, err)
 	}
 	if c.timeScale != 1 {
 		opts.Clock = alisim.NewScaledClock(c.timeScale)

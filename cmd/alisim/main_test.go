@@ -179,6 +179,8 @@ func TestBinaryRejectsBadFlags(t *testing.T) {
 		{"--ram-policy", filepath.Join("..", "..", "deploy", "ram-policy.json")},
 		{"--access-key-id", "only-id"},
 		{"--throttle", "DescribeVpcs=fast"},
+		{"--profile", "slow"},
+		{"--ip-version-encoding", "binary"},
 		{"--no-such-flag"},
 	} {
 		cmd := exec.Command(bin, args...)
@@ -213,6 +215,38 @@ func TestParseThrottles(t *testing.T) {
 	for _, bad := range []string{"X", "X=1", "X=0/1", "X=1/0", "=1/1"} {
 		if _, err := parseThrottles(bad); !errors.Is(err, errUsage) {
 			t.Errorf("parseThrottles(%q) error = %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestProfileFlags(t *testing.T) {
+	fast, err := alisim.Profile(alisim.ProfileFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realistic, err := alisim.Profile(alisim.ProfileRealistic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want alisim.LatencyModel
+	}{
+		{nil, fast},
+		{[]string{"--profile", "realistic"}, realistic},
+		{[]string{"--profile", "realistic", "--write-base", "2s", "--entry-pending", "3s"},
+			alisim.LatencyModel{WriteBase: 2 * time.Second, WritePerEntry: realistic.WritePerEntry, EntryPending: 3 * time.Second}},
+	} {
+		c, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := c.simOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (alisim.LatencyModel{WriteBase: o.WriteBase, WritePerEntry: o.WritePerEntry, EntryPending: o.EntryPending}); got != tc.want {
+			t.Errorf("alisim %v: latency %+v, want %+v", tc.args, got, tc.want)
 		}
 	}
 }
