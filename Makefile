@@ -33,7 +33,7 @@ unit: ## Run the unit tests under the race detector.
 # its module's go.mod and go.sum, so a warm bin/ costs nothing and changing a
 # pin rebuilds exactly that tool. GOTOOLCHAIN=local: never fetch a toolchain.
 TOOLS_GO := GOTOOLCHAIN=local GOFLAGS=-buildvcs=false $(GO)
-TOOLS    := $(BIN)/golangci-lint $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool $(BIN)/etcd $(BIN)/kube-apiserver
+TOOLS    := $(BIN)/golangci-lint $(BIN)/helm $(BIN)/helm-docs $(BIN)/kustomize $(BIN)/promtool $(BIN)/etcd $(BIN)/kube-apiserver
 
 .PHONY: tools
 tools: $(TOOLS) ## Build the pinned tools of hack/tools into bin/.
@@ -43,6 +43,9 @@ $(BIN)/golangci-lint: hack/tools/go.mod hack/tools/go.sum
 
 $(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
 	cd hack/tools/helm && $(TOOLS_GO) build -trimpath -o $@ helm.sh/helm/v3/cmd/helm
+
+$(BIN)/helm-docs: hack/tools/helm-docs/go.mod hack/tools/helm-docs/go.sum
+	cd hack/tools/helm-docs && $(TOOLS_GO) build -trimpath -o $@ github.com/norwoodj/helm-docs/cmd/helm-docs
 
 $(BIN)/kustomize: hack/tools/kustomize/go.mod hack/tools/kustomize/go.sum
 	cd hack/tools/kustomize && $(TOOLS_GO) build -trimpath -o $@ sigs.k8s.io/kustomize/kustomize/v5
@@ -78,8 +81,17 @@ bench: $(BIN)/etcd $(BIN)/kube-apiserver ## Benchmark the publisher against the 
 	$(GO) build -trimpath -o $(BIN)/routebench ./bench/cmd/routebench
 	$(BIN)/routebench --bin-dir=$(BIN) --publisher-bin=$(BIN)/bench/vpc-route-publisher $(BENCH_FLAGS)
 
+# The chart's README.md is generated from its values.yaml comments and
+# README.md.gotmpl; deploy-check fails when the committed one is stale.
+HELM_DOCS = $(BIN)/helm-docs --chart-search-root deploy/helm --skip-version-footer --sort-values-order file --log-level warning
+
+.PHONY: chart-docs
+chart-docs: $(BIN)/helm-docs ## Regenerate the chart's README.md from its values.yaml comments.
+	$(HELM_DOCS)
+
 .PHONY: deploy-check
-deploy-check: $(BIN)/helm $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object) and unit-test the alerting rules.
+deploy-check: $(BIN)/helm $(BIN)/helm-docs $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object), check the chart's README is current and unit-test the alerting rules.
+	$(HELM_DOCS) --dry-run | diff -u deploy/helm/vpc-route-publisher/README.md - || { echo 'deploy/helm/vpc-route-publisher/README.md is stale: run make chart-docs' >&2; exit 1; }
 	$(BIN)/helm lint --strict deploy/helm/vpc-route-publisher --values deploy/testdata/values-example.yaml
 	$(BIN)/kustomize build deploy/base >/dev/null
 	$(BIN)/kustomize build deploy/overlays/example >/dev/null

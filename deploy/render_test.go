@@ -262,6 +262,7 @@ var renderCases = []renderCase{
 	{name: "monitoring", components: []string{"monitoring"}, values: []string{"testdata/values-monitoring.yaml"}},
 	{name: "cloud-config", components: []string{"components/cloud-config"}, values: []string{"testdata/values-cloud-config.yaml"}},
 	{name: "rrsa", components: []string{"components/rrsa"}, values: []string{"testdata/values-rrsa.yaml"}},
+	{name: "rrsa-webhook", components: []string{"components/rrsa-webhook"}, values: []string{"testdata/values-rrsa-webhook.yaml"}},
 	{
 		name:       "everything",
 		components: []string{"monitoring", "components/rrsa"},
@@ -472,7 +473,9 @@ func TestDeploymentHardening(t *testing.T) {
 	}
 	check("2 replicas", d.Spec.Replicas == 2)
 	check("hostNetwork", s.HostNetwork)
-	check("dnsPolicy ClusterFirstWithHostNet", s.DNSPolicy == "ClusterFirstWithHostNet")
+	// The node's resolver: CoreDNS's pods need the routes the publisher
+	// creates, so resolving through CoreDNS would deadlock a fresh cluster.
+	check("dnsPolicy Default", s.DNSPolicy == "Default")
 	check("priorityClassName system-cluster-critical", s.PriorityClassName == "system-cluster-critical")
 	check("runAsNonRoot as 65532", s.SecurityContext.RunAsNonRoot && s.SecurityContext.RunAsUser == 65532)
 	check("seccomp RuntimeDefault", s.SecurityContext.SeccompProfile.Type == "RuntimeDefault")
@@ -517,6 +520,19 @@ func TestHelmRejectsIncompleteValues(t *testing.T) {
 	}{
 		{"no cluster ID", []string{"clusterID="}, "clusterID is required", false},
 		{"no cluster CIDR", []string{"clusterCIDR=null"}, "clusterCIDR is required", false},
+		{"misspelt top-level value", []string{"replicaCont=3"}, "additional properties 'replicaCont' not allowed", false},
+		{"misspelt nested value", []string{"metrics.serviceMonitr.enabled=true"}, "at '/metrics': additional properties 'serviceMonitr' not allowed", false},
+		{"misspelt credentials value", []string{"credentials.secret.nmae=x"}, "at '/credentials/secret': additional properties 'nmae' not allowed", false},
+		{"CIDR that is no prefix", []string{"clusterCIDR={bogus}"}, "at '/clusterCIDR/0'", false},
+		{"IPv4 prefix too long", []string{"clusterCIDR={172.20.0.0/33}"}, "at '/clusterCIDR/0'", false},
+		{"whole IPv4 family", []string{"clusterCIDR={0.0.0.0/0}"}, "at '/clusterCIDR/0'", false},
+		{"whole IPv6 family", []string{"clusterCIDR={::/0}"}, "at '/clusterCIDR/0'", false},
+		{"CIDR that is no prefix, schema skipped", []string{"clusterCIDR={bogus}"}, `clusterCIDR: "bogus" is not an IPv4 or IPv6 prefix`, true},
+		{"whole IPv6 family, schema skipped", []string{"clusterCIDR={::/0}"}, `clusterCIDR: "::/0" is not an IPv4 or IPv6 prefix of length 1 or more`, true},
+		{"unknown DNS policy", []string{"dnsPolicy=Host"}, "at '/dnsPolicy'", false},
+		{"RRSA webhook without role name", []string{"credentials.mode=rrsa", "credentials.rrsa.webhook=true"}, "credentials.rrsa.roleName is required", false},
+		{"RRSA webhook without the chart's ServiceAccount", []string{"credentials.mode=rrsa", "credentials.rrsa.webhook=true", "credentials.rrsa.roleName=r", "serviceAccount.create=false"}, "needs serviceAccount.create=true", false},
+		{"memory limit GOMEMLIMIT cannot follow", []string{"resources.limits.memory=1.5Gi"}, "GOMEMLIMIT can only be derived", false},
 		// Caught by values.schema.json.
 		{"unknown credentials mode", []string{"credentials.mode=keys"}, "at '/credentials/mode'", false},
 		{"unknown cloud-config kind", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "at '/credentials/cloudConfig/kind'", false},

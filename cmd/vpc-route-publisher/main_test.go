@@ -227,13 +227,18 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-func TestValidateBindAddress(t *testing.T) {
-	for addr, ok := range map[string]bool{
-		":10290": true, "127.0.0.1:0": true, "[::1]:8080": true, "0.0.0.0:65535": true,
-		"10290": false, ":": false, ":65536": false, "localhost:http": false, "": false,
+// TestNormalizeBindAddress covers the bind addresses the flags accept,
+// including the node's IPv6 address substituted without brackets by the
+// manifests' $(HOST_IP).
+func TestNormalizeBindAddress(t *testing.T) {
+	for addr, want := range map[string]string{
+		":10290": ":10290", "127.0.0.1:0": "127.0.0.1:0", "[::1]:8080": "[::1]:8080", "0.0.0.0:65535": "0.0.0.0:65535",
+		"fd00::1:10290": "[fd00::1]:10290", "192.168.0.7:10290": "192.168.0.7:10290",
+		"10290": "", ":": "", ":65536": "", "localhost:http": "", "": "", "fd00::1": "", "1.2.3.4:5:6": "",
 	} {
-		if err := validateBindAddress(addr); (err == nil) != ok {
-			t.Errorf("validateBindAddress(%q) = %v, want ok=%v", addr, err, ok)
+		got, err := normalizeBindAddress(addr)
+		if (err == nil) != (want != "") || got != want {
+			t.Errorf("normalizeBindAddress(%q) = %q, %v; want %q", addr, got, err, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -127,10 +128,12 @@ func (o *runOptions) validate() (validated, error) {
 	if err != nil {
 		return validated{}, err
 	}
-	for flagName, addr := range map[string]string{"--metrics-bind-address": o.metricsAddr, "--health-bind-address": o.healthAddr} {
-		if err := validateBindAddress(addr); err != nil {
+	for flagName, addr := range map[string]*string{"--metrics-bind-address": &o.metricsAddr, "--health-bind-address": &o.healthAddr} {
+		normalized, err := normalizeBindAddress(*addr)
+		if err != nil {
 			return validated{}, fmt.Errorf("%s: %w", flagName, err)
 		}
+		*addr = normalized
 	}
 	if o.metricsAddr == o.healthAddr && !strings.HasSuffix(o.metricsAddr, ":0") {
 		return validated{}, fmt.Errorf("--metrics-bind-address and --health-bind-address must differ, both are %q", o.metricsAddr)
@@ -194,17 +197,24 @@ func addKlogFlags(fs *pflag.FlagSet) {
 	fs.AddGoFlagSet(gofs)
 }
 
-// validateBindAddress accepts host:port with an optional host and a
-// numeric port.
-func validateBindAddress(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
+// normalizeBindAddress accepts host:port with an optional host and a
+// numeric port. An IPv6 host without brackets (fd00::1:10290) is accepted
+// too: the manifests build the address from the node's IP
+// ($(HOST_IP):10290), which Kubernetes substitutes without brackets.
+func normalizeBindAddress(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port", addr)
+		i := strings.LastIndex(addr, ":")
+		ip, perr := netip.ParseAddr(addr[:max(i, 0)])
+		if i < 0 || perr != nil || !ip.Is6() {
+			return "", fmt.Errorf("%q is not host:port", addr)
+		}
+		host, port = ip.String(), addr[i+1:]
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
+		return "", fmt.Errorf("%q has no valid port", addr)
 	}
-	return nil
+	return net.JoinHostPort(host, port), nil
 }
 
 // parseFlags parses a subcommand's flags. It returns done=true with the exit

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -82,6 +83,9 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if tu.getenv == nil {
+		tu.getenv = os.Getenv
+	}
 	var cc *CloudConfig
 	if opts.CloudConfig != "" {
 		var err error
@@ -151,12 +155,19 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("--ecs-endpoint: %w", err)
 	}
-	stsEndpoint, err := endpointFor(opts.STSEndpoint, "sts", region, opts.InsecureHTTP)
+	stsFlag, stsName := opts.STSEndpoint, "--sts-endpoint"
+	if stsFlag == "" && tu.getenv(EnvSTSEndpoint) != "" {
+		// The ack-pod-identity-webhook injects the STS endpoint it wants
+		// used (e.g. the VPC endpoint of the region).
+		stsFlag, stsName = tu.getenv(EnvSTSEndpoint), EnvSTSEndpoint
+	}
+	stsEndpoint, err := endpointFor(stsFlag, "sts", region, opts.InsecureHTTP)
 	if err != nil {
-		return nil, fmt.Errorf("--sts-endpoint: %w", err)
+		return nil, fmt.Errorf("%s: %w", stsName, err)
 	}
 
 	provider, source, err := selectCredentials(ctx, credentialSettings{
+		source:           opts.CredentialSource,
 		dir:              opts.CredentialsDir,
 		cloudConfig:      cc,
 		ramRole:          opts.RAMRole,

@@ -28,6 +28,9 @@ const (
 	EnvOIDCProviderARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
 	EnvOIDCTokenFile   = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
 	EnvRoleSessionName = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+	// EnvSTSEndpoint is the STS endpoint the ack-pod-identity-webhook
+	// injects (from its version 0.4.0); --sts-endpoint wins over it.
+	EnvSTSEndpoint = "ALIBABA_CLOUD_STS_ENDPOINT"
 )
 
 // Files of --credentials-dir.
@@ -44,7 +47,13 @@ const (
 	SourceRRSA           = "rrsa"
 	SourceCloudConfig    = "cloud-config"
 	SourceECSRAMRole     = "ecs-ram-role"
+	// SourceAuto (--credential-source=auto) tries the sources above in
+	// order.
+	SourceAuto = "auto"
 )
+
+// credentialSources are the values of --credential-source.
+var credentialSources = []string{SourceAuto, SourceCredentialsDir, SourceEnvironment, SourceRRSA, SourceCloudConfig, SourceECSRAMRole}
 
 // CredentialError is a failure to obtain credentials. Its message names the
 // source and what is wrong, never a key, secret or token.
@@ -72,6 +81,8 @@ type credentialEnv func(string) string
 
 // credentialSettings is what selectCredentials needs to choose a source.
 type credentialSettings struct {
+	// source is --credential-source: auto, or the only source to use.
+	source           string
 	dir              string
 	cloudConfig      *CloudConfig
 	ramRole          string
@@ -89,38 +100,95 @@ type credentialSettings struct {
 // incomplete (an AccessKey ID without its secret, half of the RRSA
 // variables) is an error rather than a reason to fall through, so that a
 // typo never silently selects other credentials.
+//
+// With --credential-source naming one source, only that source is used and
+// its absence is an error: a pod the RRSA webhook did not inject (namespace
+// not labelled, annotation misspelt) must fail, not run with the node's
+// instance role, which may hold other permissions.
 func selectCredentials(ctx context.Context, s credentialSettings) (credentials.CredentialsProvider, string, error) {
-	getenv := s.getenv
-	if getenv == nil {
-		getenv = os.Getenv
+	if s.getenv == nil {
+		s.getenv = os.Getenv
 	}
-	if s.dir != "" {
-		p := newFileCredentials(s.dir, klog.FromContext(ctx))
-		if _, err := p.GetCredentials(); err != nil {
+	if s.source == "" {
+		s.source = SourceAuto
+	}
+	for _, source := range credentialSources[1:] {
+		if s.source != SourceAuto && s.source != source {
+			continue
+		}
+		p, configured, err := credentialsFrom(ctx, source, s)
+		if err != nil {
 			return nil, "", err
 		}
-		return p, SourceCredentialsDir, nil
-	}
-
-	id, secret, token := getenv(EnvAccessKeyID), getenv(EnvAccessKeySecret), getenv(EnvSecurityToken)
-	switch {
-	case id != "" && secret != "":
-		// The SDK's static providers fit: nothing to refresh.
-		if token != "" {
-			return credentials.NewStaticSTSCredentialsProvider(id, secret, token), SourceEnvironment, nil
+		if configured {
+			return p, source, nil
 		}
-		return credentials.NewStaticAKCredentialsProvider(id, secret), SourceEnvironment, nil
-	case id != "" || secret != "":
-		return nil, "", &CredentialError{Source: SourceEnvironment, Reason: fmt.Sprintf("%s and %s must be set together", EnvAccessKeyID, EnvAccessKeySecret)}
+		if s.source == source {
+			return nil, "", &CredentialError{Source: source, Reason: notConfigured(source)}
+		}
 	}
+	return nil, "", &CredentialError{Source: s.source, Reason: "no credential source is configured"}
+}
 
-	roleARN, providerARN, tokenFile := getenv(EnvRoleARN), getenv(EnvOIDCProviderARN), getenv(EnvOIDCTokenFile)
-	switch {
-	case roleARN != "" && providerARN != "" && tokenFile != "":
+// notConfigured says what --credential-source=source lacks.
+func notConfigured(source string) string {
+	switch source {
+	case SourceCredentialsDir:
+		return "--credential-source=credentials-dir but --credentials-dir is not set"
+	case SourceEnvironment:
+		return fmt.Sprintf("--credential-source=environment but %s and %s are not set", EnvAccessKeyID, EnvAccessKeySecret)
+	case SourceRRSA:
+		return fmt.Sprintf("--credential-source=rrsa but %s, %s and %s are not set (with the ack-pod-identity-webhook: is the namespace labelled pod-identity.alibabacloud.com/injection=on and the ServiceAccount annotated pod-identity.alibabacloud.com/role-name?)", EnvRoleARN, EnvOIDCProviderARN, EnvOIDCTokenFile)
+	case SourceCloudConfig:
+		return "--credential-source=cloud-config but the cloud-config (--cloud-config) holds no accessKeyID and accessKeySecret"
+	}
+	return "not configured"
+}
+
+// credentialsFrom builds the provider of one source. configured is false
+// when the source is not set up at all; a source set up only in part is an
+// error.
+func credentialsFrom(ctx context.Context, source string, s credentialSettings) (p credentials.CredentialsProvider, configured bool, err error) {
+	getenv := s.getenv
+	switch source {
+	case SourceCredentialsDir:
+		if s.dir == "" {
+			return nil, false, nil
+		}
+		fp := newFileCredentials(s.dir, klog.FromContext(ctx))
+		if _, err := fp.GetCredentials(); err != nil {
+			return nil, true, err
+		}
+		return fp, true, nil
+
+	case SourceEnvironment:
+		id, secret, token := getenv(EnvAccessKeyID), getenv(EnvAccessKeySecret), getenv(EnvSecurityToken)
+		switch {
+		case id != "" && secret != "":
+			// The SDK's static providers fit: nothing to refresh.
+			if token != "" {
+				return credentials.NewStaticSTSCredentialsProvider(id, secret, token), true, nil
+			}
+			return credentials.NewStaticAKCredentialsProvider(id, secret), true, nil
+		case id != "" || secret != "":
+			return nil, true, &CredentialError{Source: SourceEnvironment, Reason: fmt.Sprintf("%s and %s must be set together", EnvAccessKeyID, EnvAccessKeySecret)}
+		}
+		return nil, false, nil
+
+	case SourceRRSA:
+		roleARN, providerARN, tokenFile := getenv(EnvRoleARN), getenv(EnvOIDCProviderARN), getenv(EnvOIDCTokenFile)
+		switch {
+		case roleARN != "" && providerARN != "" && tokenFile != "":
+		case roleARN != "" || providerARN != "" || tokenFile != "":
+			return nil, true, &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf("%s, %s and %s must be set together; only %s set (a half-injected environment)",
+				EnvRoleARN, EnvOIDCProviderARN, EnvOIDCTokenFile, setNames(getenv, EnvRoleARN, EnvOIDCProviderARN, EnvOIDCTokenFile))}
+		default:
+			return nil, false, nil
+		}
 		if s.stsEndpoint == "" {
-			return nil, "", &CredentialError{Source: SourceRRSA, Reason: "no STS endpoint (set --sts-endpoint or --region)"}
+			return nil, true, &CredentialError{Source: SourceRRSA, Reason: "no STS endpoint (set --sts-endpoint or --region)"}
 		}
-		p := newOIDCCredentials(oidcConfig{
+		op := newOIDCCredentials(oidcConfig{
 			roleARN:       roleARN,
 			providerARN:   providerARN,
 			tokenFile:     tokenFile,
@@ -130,29 +198,43 @@ func selectCredentials(ctx context.Context, s credentialSettings) (credentials.C
 			timeout:       s.callTimeout,
 			refreshBefore: s.refreshBeforeEnd,
 		})
-		if _, err := p.fetch(ctx); err != nil {
-			return nil, "", err
+		if _, err := op.fetch(ctx); err != nil {
+			return nil, true, err
 		}
-		return p, SourceRRSA, nil
-	case roleARN != "" || providerARN != "" || tokenFile != "":
-		return nil, "", &CredentialError{Source: SourceRRSA, Reason: fmt.Sprintf("%s, %s and %s must be set together", EnvRoleARN, EnvOIDCProviderARN, EnvOIDCTokenFile)}
-	}
+		return op, true, nil
 
-	if cc := s.cloudConfig; cc != nil && (cc.AccessKeyID != "" || cc.AccessKeySecret != "") {
+	case SourceCloudConfig:
+		cc := s.cloudConfig
+		if cc == nil || (cc.AccessKeyID == "" && cc.AccessKeySecret == "") {
+			return nil, false, nil
+		}
 		if cc.AccessKeyID == "" || cc.AccessKeySecret == "" {
-			return nil, "", &CredentialError{Source: SourceCloudConfig, Reason: "accessKeyID and accessKeySecret must be set together"}
+			return nil, true, &CredentialError{Source: SourceCloudConfig, Reason: "accessKeyID and accessKeySecret must be set together"}
 		}
-		return credentials.NewStaticAKCredentialsProvider(cc.AccessKeyID, cc.AccessKeySecret), SourceCloudConfig, nil
-	}
+		return credentials.NewStaticAKCredentialsProvider(cc.AccessKeyID, cc.AccessKeySecret), true, nil
 
-	if s.metadata == nil {
-		return nil, "", &CredentialError{Source: SourceECSRAMRole, Reason: "no metadata service configured"}
+	case SourceECSRAMRole:
+		if s.metadata == nil {
+			return nil, true, &CredentialError{Source: SourceECSRAMRole, Reason: "no metadata service configured"}
+		}
+		rp := newRAMRoleCredentials(s.metadata(), s.ramRole, s.callTimeout, s.refreshBeforeEnd)
+		if _, err := rp.fetch(ctx); err != nil {
+			return nil, true, err
+		}
+		return rp, true, nil
 	}
-	p := newRAMRoleCredentials(s.metadata(), s.ramRole, s.callTimeout, s.refreshBeforeEnd)
-	if _, err := p.fetch(ctx); err != nil {
-		return nil, "", err
+	return nil, false, fmt.Errorf("unknown credential source %q", source)
+}
+
+// setNames lists which of the variables are set, for an error message.
+func setNames(getenv credentialEnv, names ...string) string {
+	var set []string
+	for _, n := range names {
+		if getenv(n) != "" {
+			set = append(set, n)
+		}
 	}
-	return p, SourceECSRAMRole, nil
+	return strings.Join(set, ", ")
 }
 
 // fileCredentials reads an AccessKey from a directory, typically a mounted

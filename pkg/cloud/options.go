@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ type Options struct {
 	CredentialsDir string
 	// RAMRole is the ECS RAM role name; empty asks the metadata service.
 	RAMRole string
+	// CredentialSource is auto (the first configured source, in the
+	// documented order) or the one source to use.
+	CredentialSource string
 }
 
 // NewOptions returns the options with their defaults.
@@ -61,6 +65,7 @@ func NewOptions() *Options {
 		CallTimeout:      30 * time.Second,
 		RouteWaitTimeout: 2 * time.Minute,
 		RouteTableQuota:  200,
+		CredentialSource: SourceAuto,
 	}
 }
 
@@ -83,6 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.RouteTableQuota, "route-table-quota", o.RouteTableQuota, "Custom route entries a route table accepts (the VPC quota).")
 	fs.StringVar(&o.CredentialsDir, "credentials-dir", o.CredentialsDir, "Directory with access-key-id, access-key-secret and optional security-token files (a mounted Secret; re-read when they change).")
 	fs.StringVar(&o.RAMRole, "ram-role", o.RAMRole, "ECS RAM role name for credentials from the metadata service. Empty: the role attached to the instance.")
+	fs.StringVar(&o.CredentialSource, "credential-source", o.CredentialSource, "Where credentials come from: auto (the first configured of credentials-dir, environment, rrsa, cloud-config, ecs-ram-role) or exactly one of them, which must then be configured.")
 }
 
 // Validate checks the options without any I/O. Each error is one sentence
@@ -119,6 +125,9 @@ func (o *Options) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--metadata-endpoint %q is not an http(s) URL", o.MetadataEndpoint))
 		}
+	}
+	if !slices.Contains(credentialSources, o.CredentialSource) {
+		errs = append(errs, fmt.Errorf("--credential-source must be one of %s, not %q", strings.Join(credentialSources, ", "), o.CredentialSource))
 	}
 	if o.QPS <= 0 {
 		errs = append(errs, fmt.Errorf("--cloud-qps must be positive, not %v", o.QPS))
