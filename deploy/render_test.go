@@ -664,7 +664,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 // grants the writes on route-table ARNs only.
 func TestRAMPolicy(t *testing.T) {
 	want := []string{
-		"ecs:DescribeInstances",
+		"ecs:DescribeInstances", "ecs:DescribeNetworkInterfaces", "ecs:ModifyNetworkInterfaceAttribute",
 		"vpc:CreateRouteEntries", "vpc:DeleteRouteEntries", "vpc:DescribeRouteEntryList", "vpc:DescribeRouteTableList",
 		"vpc:DescribeVpcs", "vpc:ModifyRouteEntry",
 	}

@@ -99,6 +99,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 		Source:    src,
 		Table:     access.table,
 		Instances: access.instances,
+		ENIs:      access.enis,
 		Synced:    []cache.InformerSynced{src.HasSynced},
 	})
 	if err != nil {

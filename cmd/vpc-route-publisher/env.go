@@ -48,6 +48,7 @@ type kubeClients struct {
 type cloudAccess struct {
 	table     route.Table
 	instances route.Instances
+	enis      route.ENIs
 }
 
 func defaultEnv() env {
@@ -58,7 +59,7 @@ func defaultEnv() env {
 			if err != nil {
 				return nil, err
 			}
-			return &cloudAccess{table: c.Table(), instances: c.Instances()}, nil
+			return &cloudAccess{table: c.Table(), instances: c.Instances(), enis: c.ENIs()}, nil
 		},
 		listening:      func(string, net.Addr) {},
 		connectBackoff: wait.Backoff{Duration: 2 * time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: 2 * time.Minute},

@@ -134,6 +134,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 		Source:    src,
 		Table:     probedTable{Table: access.table, health: health},
 		Instances: probedInstances{Instances: access.instances, health: health},
+		ENIs:      access.enis,
 		Metrics:   metrics,
 		Synced:    []cache.InformerSynced{src.HasSynced},
 	})

@@ -55,6 +55,8 @@ var writeActions = map[string]bool{
 	"CreateRouteEntries": true, "CreateRouteEntry": true,
 	"DeleteRouteEntries": true, "DeleteRouteEntry": true,
 	"ModifyRouteEntry": true,
+	// The ENI source/destination check: the only ECS write.
+	"ModifyNetworkInterfaceAttribute": true,
 }
 
 // minWriteWindow is the least time a write must have before the fence's

@@ -30,6 +30,7 @@ type Cloud struct {
 	credentialSource string
 	tables           *Tables
 	instances        *Instances
+	enis             *ENIs
 }
 
 // Table returns the selected route tables of the VPC as a route.Table.
@@ -37,6 +38,9 @@ func (c *Cloud) Table() *Tables { return c.tables }
 
 // Instances returns the ECS instance lookups as a route.Instances.
 func (c *Cloud) Instances() *Instances { return c.instances }
+
+// ENIs returns the ENI source/destination check access as a route.ENIs.
+func (c *Cloud) ENIs() *ENIs { return c.enis }
 
 // Region returns the region in use.
 func (c *Cloud) Region() string { return c.region }
@@ -234,6 +238,14 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 			inv:   inv,
 			now:   tu.now,
 			byIPs: map[string]ipLookup{},
+		},
+		enis: &ENIs{
+			api:         ecsSvc,
+			inv:         inv,
+			waitTimeout: opts.RouteWaitTimeout,
+			poll:        tu.poll,
+			now:         tu.now,
+			primary:     map[string]string{},
 		},
 	}
 	if err := c.checkVPC(ctx, vpcSvc, inv); err != nil {

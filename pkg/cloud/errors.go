@@ -145,6 +145,12 @@ var codeClasses = map[string]error{
 	"VPC_TASK_CONFLICT":                   route.ErrBusy,
 	"VPC_ROUTE_ENTRY_STATUS_ERROR":        route.ErrBusy,
 	"VPC_ROUTE_TABLE_STATUS_ERROR":        route.ErrBusy,
+	// ENI changes: another change of the ENI is in progress (the Alibaba
+	// CCM retries ModifyNetworkInterfaceAttribute on the first; Terraform's
+	// alicloud provider retries ENI writes on the other two).
+	"InvalidOperation.Conflict":        route.ErrBusy,
+	"InvalidOperation.InvalidEniState": route.ErrBusy,
+	"InvalidOperation.InvalidEcsState": route.ErrBusy,
 
 	"Rejected.Throttling": route.ErrThrottled,
 

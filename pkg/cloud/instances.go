@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -140,38 +141,54 @@ func ipKey(ips []netip.Addr) string {
 // ECS instance IDs are left out of the question (and so of the answer): ECS
 // would refuse the whole call for one malformed ID.
 func (in *Instances) Status(ctx context.Context, ids []string) (map[string]string, error) {
-	unique := make([]string, 0, len(ids))
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if validResourceID(id, "i-") && !seen[id] {
-			seen[id] = true
-			unique = append(unique, id)
-		}
+	asked := validIDs(ids, "i-")
+	out := make(map[string]string, len(asked))
+	err := describeInstancesByID(ctx, in.inv, in.api, asked, func(inst ecs.Instance) {
+		out[inst.InstanceId] = inst.Status
+	})
+	if err != nil {
+		return nil, err
 	}
-	out := make(map[string]string, len(unique))
-	for len(unique) > 0 {
-		n := min(len(unique), maxInstanceIDs)
-		chunk := unique[:n]
-		unique = unique[n:]
+	in.forgetReleased(asked, out)
+	return out, nil
+}
+
+// describeInstancesByID describes instances by ID, 100 per DescribeInstances
+// call, and hands each instance that exists to each.
+func describeInstancesByID(ctx context.Context, inv *invoker, api ecsAPI, ids []string, each func(ecs.Instance)) error {
+	for chunk := range slices.Chunk(ids, maxInstanceIDs) {
 		encoded, err := json.Marshal(chunk)
 		if err != nil {
-			return nil, fmt.Errorf("encoding instance IDs: %w", err)
+			return fmt.Errorf("encoding instance IDs: %w", err)
 		}
-		resp, err := call(ctx, in.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
+		resp, err := call(ctx, inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
 			req := ecs.CreateDescribeInstancesRequest()
 			req.InstanceIds = string(encoded)
 			req.PageSize = requests.NewInteger(maxInstanceIDs)
 			return req
-		}, in.api.DescribeInstances)
+		}, api.DescribeInstances)
 		if err != nil {
-			return nil, fmt.Errorf("describing %d ECS instances: %w", len(chunk), err)
+			return fmt.Errorf("describing %d ECS instances: %w", len(chunk), err)
 		}
 		for _, inst := range resp.Instances.Instance {
-			out[inst.InstanceId] = inst.Status
+			each(inst)
 		}
-		in.forgetReleased(chunk, out)
 	}
-	return out, nil
+	return nil
+}
+
+// validIDs returns the distinct strings that look like resource IDs with
+// the prefix, sorted. Malformed IDs are left out of questions to the API,
+// which would refuse the whole call for one of them.
+func validIDs(ids []string, prefix string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validResourceID(id, prefix) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // forgetReleased drops the InternalIP lookups that found an instance ECS no

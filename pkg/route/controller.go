@@ -71,6 +71,10 @@ type Config struct {
 	// failing pass (defaults 1s and 5m).
 	MinRetryDelay time.Duration
 	MaxRetryDelay time.Duration
+	// SourceDestCheck is what to do about the source/destination check of
+	// the ENI receiving each node's routed traffic; empty means ignore.
+	// disable and report need Deps.ENIs.
+	SourceDestCheck SourceDestCheckMode
 	// MaxRetryableDelay caps the backoff when every failure of a pass is
 	// transient (throttled, busy, not yet Available), so that those are
 	// retried sooner (default 30s, at most MaxRetryDelay).
@@ -137,6 +141,9 @@ type Deps struct {
 	Table Table
 	// Instances maps nodes to ECS instances.
 	Instances Instances
+	// ENIs reads and turns off the ENI source/destination check; required
+	// unless Config.SourceDestCheck is ignore (or empty).
+	ENIs ENIs
 	// Metrics are updated by every pass; nil keeps them in a private
 	// registry (audit).
 	Metrics *Metrics
@@ -161,6 +168,7 @@ type Controller struct {
 	source    Source
 	table     Table
 	instances Instances
+	enis      ENIs
 	metrics   *Metrics
 	recorder  record.EventRecorder
 	synced    []cache.InformerSynced
@@ -180,6 +188,8 @@ type Controller struct {
 	// routes may have changed, so convergence latency starts at the event,
 	// not at the pass that picked it up after the coalescing window.
 	noticed noticedNodes
+	// checkMemory keeps the ENI checks last read.
+	checkMemory checkMemory
 }
 
 // New builds a controller. It starts nothing: call Run (leader) or Audit.
@@ -199,6 +209,8 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		return nil, errors.New("route controller: a route table is required")
 	case d.Instances == nil:
 		return nil, errors.New("route controller: an instance resolver is required")
+	case d.ENIs == nil && cfg.SourceDestCheck != "" && cfg.SourceDestCheck != SourceDestCheckIgnore:
+		return nil, errNoENIs
 	}
 	if d.Metrics == nil {
 		// Audit needs no exported metrics: keep them private.
@@ -220,6 +232,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		source:    d.Source,
 		table:     d.Table,
 		instances: d.Instances,
+		enis:      d.ENIs,
 		metrics:   d.Metrics,
 		recorder:  d.Recorder,
 		synced:    d.Synced,

@@ -683,7 +683,7 @@ func TestMetricNamesMatchTheContract(t *testing.T) {
 		t.Errorf("metrics = %v\nwant %v", labels, want)
 	}
 	if err := testutil.CollectAndCompare(h.metrics.RouteEntries, strings.NewReader(`
-# HELP vpc_route_publisher_route_entries Route entries per route table by state: desired, present (in sync), missing, unexpected (owned but not desired), conflicting, pending, blackhole (next hop stopped or released).
+# HELP vpc_route_publisher_route_entries Route entries per route table by state: desired, present (in sync), missing, unexpected (owned but not desired), conflicting, pending, blackhole (next hop stopped or released), source_dest_check (present but the next hop's ENI has the source/destination check on, so it carries no traffic).
 # TYPE vpc_route_publisher_route_entries gauge
 vpc_route_publisher_route_entries{state="blackhole",table="vtb-1"} 0
 vpc_route_publisher_route_entries{state="conflicting",table="vtb-1"} 0
@@ -691,6 +691,7 @@ vpc_route_publisher_route_entries{state="desired",table="vtb-1"} 1
 vpc_route_publisher_route_entries{state="missing",table="vtb-1"} 0
 vpc_route_publisher_route_entries{state="pending",table="vtb-1"} 0
 vpc_route_publisher_route_entries{state="present",table="vtb-1"} 1
+vpc_route_publisher_route_entries{state="source_dest_check",table="vtb-1"} 0
 vpc_route_publisher_route_entries{state="unexpected",table="vtb-1"} 0
 `)); err != nil {
 		t.Error(err)

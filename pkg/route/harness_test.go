@@ -29,6 +29,7 @@ type harness struct {
 	factory informers.SharedInformerFactory
 	cloud   *fakeCloud
 	inst    *fakeInstances
+	enis    ENIs
 	source  Source
 	reg     *prometheus.Registry
 	metrics *Metrics
@@ -94,7 +95,7 @@ func (h *harness) newController() *Controller {
 	h.t.Helper()
 	c, err := New(h.cfg, Deps{
 		Kube: h.kube, Nodes: h.factory.Core().V1().Nodes(), Source: h.source,
-		Table: h.cloud, Instances: h.inst, Metrics: h.metrics, Clock: h.clock,
+		Table: h.cloud, Instances: h.inst, ENIs: h.enis, Metrics: h.metrics, Clock: h.clock,
 	})
 	if err != nil {
 		h.t.Fatal(err)

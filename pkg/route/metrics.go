@@ -20,9 +20,12 @@ const (
 	EntriesConflicting = "conflicting"
 	EntriesPending     = "pending"
 	EntriesBlackhole   = "blackhole"
+	// EntriesSourceDestCheck are entries present and Available whose next
+	// hop's ENI drops the traffic (source/destination check on).
+	EntriesSourceDestCheck = "source_dest_check"
 )
 
-var entryStates = []string{EntriesDesired, EntriesPresent, EntriesMissing, EntriesUnexpected, EntriesConflicting, EntriesPending, EntriesBlackhole}
+var entryStates = []string{EntriesDesired, EntriesPresent, EntriesMissing, EntriesUnexpected, EntriesConflicting, EntriesPending, EntriesBlackhole, EntriesSourceDestCheck}
 
 // Metrics are the controller's Prometheus metrics. Build them once per
 // registry with NewMetrics; the controller keeps them up to date and deletes
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		RouteEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "route_entries",
-			Help: "Route entries per route table by state: desired, present (in sync), missing, unexpected (owned but not desired), conflicting, pending, blackhole (next hop stopped or released).",
+			Help: "Route entries per route table by state: desired, present (in sync), missing, unexpected (owned but not desired), conflicting, pending, blackhole (next hop stopped or released), source_dest_check (present but the next hop's ENI has the source/destination check on, so it carries no traffic).",
 		}, []string{"table", "state"}),
 		QuotaUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "route_table_quota_used",

@@ -34,6 +34,9 @@ type observation struct {
 	// fail (so that it is retried).
 	errs []error
 	plan Plan
+	// sourceDest are the ENI source/destination checks of the desired
+	// routes' instances; nil when not looked at (ignore mode).
+	sourceDest *sourceDestState
 }
 
 // observe reads the desired and current state and plans. Errors reading
@@ -165,6 +168,7 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 	obs.desired = append(obs.desired, kept...)
 	obs.plan = Diff(obs.desired, current, c.cfg.Policy)
 	obs.problems = append(obs.problems, obs.plan.Problems...)
+	c.observeSourceDestChecks(ctx, obs)
 	return obs, nil
 }
 

@@ -19,6 +19,7 @@ type Options struct {
 	AdoptUnmarked    bool
 	MaxDeleteRatio   float64
 	ExcludeNodeLabel string
+	SourceDestCheck  string
 
 	DryRun           bool
 	ResyncPeriod     time.Duration
@@ -31,6 +32,7 @@ func NewOptions() *Options {
 	return &Options{
 		MaxDeleteRatio:   0.5,
 		ExcludeNodeLabel: DefaultExcludeNodeLabel,
+		SourceDestCheck:  string(SourceDestCheckDisable),
 		ResyncPeriod:     DefaultResyncPeriod,
 		Coalesce:         DefaultCoalesce,
 		SetNodeCondition: true,
@@ -44,6 +46,7 @@ func (o *Options) AddPolicyFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ClusterCIDRs, "cluster-cidr", o.ClusterCIDRs, "Comma-separated IPv4/IPv6 prefixes holding the pod CIDRs (required); only entries inside them are ever considered ours.")
 	fs.BoolVar(&o.AdoptUnmarked, "adopt-unmarked", o.AdoptUnmarked, "Adopt unmarked Instance routes inside the cluster CIDRs that exactly match a desired route (migration from the cloud-controller-manager).")
 	fs.Float64Var(&o.MaxDeleteRatio, "max-delete-ratio", o.MaxDeleteRatio, "Safety valve: a pass that would delete more than this fraction of the owned entries (across more than one node) deletes nothing; 1 disables it.")
+	fs.StringVar(&o.SourceDestCheck, "source-dest-check", o.SourceDestCheck, "What to do about the source/destination check of the ENI receiving each node's routed traffic (the instance's primary ENI): disable turns it off, report only reports it, ignore does neither. While it is on (disable, report), the node's route does not count as published.")
 	fs.StringVar(&o.ExcludeNodeLabel, "exclude-node-label", o.ExcludeNodeLabel, "Nodes with this label set to \"true\" get no route ("+CCMExcludeNodeLabel+" is always honoured).")
 }
 
@@ -87,6 +90,10 @@ func (o *Options) Config() (Config, error) {
 	if o.ExcludeNodeLabel == "" {
 		return Config{}, errors.New("--exclude-node-label must not be empty")
 	}
+	mode, err := ParseSourceDestCheckMode(o.SourceDestCheck)
+	if err != nil {
+		return Config{}, err
+	}
 	cfg := Config{
 		Policy: Policy{
 			ClusterID:      o.ClusterID,
@@ -99,6 +106,7 @@ func (o *Options) Config() (Config, error) {
 		Coalesce:         o.Coalesce,
 		SetNodeCondition: o.SetNodeCondition,
 		ExcludeNodeLabel: o.ExcludeNodeLabel,
+		SourceDestCheck:  mode,
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("--cluster-id: %w", err)

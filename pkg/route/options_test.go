@@ -24,7 +24,7 @@ func TestOptions(t *testing.T) {
 
 	cfg, err := parse("--cluster-id=prod", "--cluster-cidr=10.0.0.0/16,fd00:10::/56", "--adopt-unmarked",
 		"--max-delete-ratio=0.25", "--dry-run", "--resync-period=1m", "--sync-coalesce=1s", "--set-node-condition=false",
-		"--exclude-node-label=example.com/no-route")
+		"--exclude-node-label=example.com/no-route", "--source-dest-check=report")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestOptions(t *testing.T) {
 			AdoptUnmarked:  true,
 		},
 		DryRun: true, ResyncPeriod: time.Minute, Coalesce: time.Second, SetNodeCondition: false,
-		ExcludeNodeLabel: "example.com/no-route",
+		ExcludeNodeLabel: "example.com/no-route", SourceDestCheck: SourceDestCheckReport,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Config() = %+v, want %+v", cfg, want)

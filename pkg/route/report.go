@@ -35,6 +35,10 @@ const (
 	StateWithheld RouteState = "withheld"
 	// StateFailed: the write of this pass failed.
 	StateFailed RouteState = "failed"
+	// StateSourceDestCheck: the entry is in place, but the ENI of its next
+	// hop has the source/destination check on (or unknown), so it carries
+	// no pod traffic.
+	StateSourceDestCheck RouteState = "source-dest-check"
 )
 
 // RouteReport is one desired route in one table.
@@ -85,6 +89,9 @@ type Report struct {
 	Conflicts  []Conflict  `json:"conflicts"`
 	Blackholes []Blackhole `json:"blackholes"`
 	Problems   []Problem   `json:"problems"`
+	// ENIs is the source/destination check of each node's instance
+	// (empty with --source-dest-check=ignore).
+	ENIs []ENIReport `json:"enis"`
 	// SafetyValveTripped: the deletions in Withheld were not made.
 	SafetyValveTripped bool    `json:"safetyValveTripped,omitempty"`
 	Withheld           []Route `json:"withheld"`
@@ -98,6 +105,7 @@ func (r *Report) withEmptyLists() *Report {
 	out.Tables, out.Routes = orEmpty(out.Tables), orEmpty(out.Routes)
 	out.Unexpected, out.Withheld = orEmpty(out.Unexpected), orEmpty(out.Withheld)
 	out.Conflicts, out.Blackholes, out.Problems = orEmpty(out.Conflicts), orEmpty(out.Blackholes), orEmpty(out.Problems)
+	out.ENIs = orEmpty(out.ENIs)
 	return &out
 }
 
@@ -186,6 +194,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			p("%s\t%s\t%s\t%s\t%s\t%s\n", dash(b.Route.Node), b.Route.Destination, b.Route.Table, b.Route.NextHop, b.InstanceStatus, b.Action)
 		}
 	}
+	if eniSection(r.ENIs) {
+		p("\nNODE\tINSTANCE\tENI\tSOURCE/DEST CHECK\tDETAIL\n")
+		for _, e := range r.ENIs {
+			p("%s\t%s\t%s\t%s\t%s\n", e.Node, e.Instance, dash(e.ENI), e.SourceDestCheck, e.Detail)
+		}
+	}
 	if len(r.Problems) > 0 {
 		p("\nPROBLEM\tREASON\tMESSAGE\n")
 		for _, pr := range r.Problems {
@@ -205,7 +219,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) Summary() string {
 	var parts []string
 	counts := r.Counts()
-	for _, s := range []RouteState{StateInSync, StateMissing, StateWrongNextHop, StatePending, StateConflict, StateAdoptable, StateWithheld, StateFailed} {
+	for _, s := range []RouteState{StateInSync, StateMissing, StateWrongNextHop, StatePending, StateConflict, StateAdoptable, StateWithheld, StateFailed, StateSourceDestCheck} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
@@ -251,4 +265,10 @@ func foundBy(e Route) string {
 		s += " (cluster " + e.Owner + ")"
 	}
 	return s
+}
+
+// eniSection reports whether the ENI section is worth printing: some check
+// is on, unknown or was changed by the pass.
+func eniSection(es []ENIReport) bool {
+	return slices.ContainsFunc(es, func(e ENIReport) bool { return e.SourceDestCheck != CheckOff || e.Detail != "" })
 }

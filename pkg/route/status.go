@@ -54,7 +54,7 @@ func nodeVerdicts(rep *Report) map[string]nodeVerdict {
 		}
 		all[rr.Node] = all[rr.Node] && rr.State == StateInSync
 		switch rr.State {
-		case StateFailed, StateConflict, StateWithheld:
+		case StateFailed, StateConflict, StateWithheld, StateSourceDestCheck:
 			v[rr.Node] = nodeBroken
 		}
 	}

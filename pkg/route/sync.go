@@ -113,6 +113,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		out = newOutcome()
 		errs = append(errs, c.apply(ctx, plan, out)...)
 	}
+	errs = append(errs, c.disableSourceDestChecks(ctx, obs)...)
 	if ctx.Err() != nil {
 		// Leadership lost mid-pass: stop here. The cloud holds what was
 		// written; the next leader's first pass lists it and finishes.
@@ -128,6 +129,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		errs = append(errs, c.updateConditions(ctx, obs, rep)...)
 	}
 	c.emitEvents(ctx, obs, rep, out)
+	c.emitSourceDestEvents(obs, rep)
 	switch {
 	case rep.Counts()[StatePending] > 0 || hasTransitional(plan.Pending):
 		// Entries are settling: look again soon (backing off while they
@@ -345,6 +347,7 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 		}
 		rep.Tables = append(rep.Tables, tr)
 	}
+	c.markSourceDestChecks(rep, obs)
 	return rep.withEmptyLists()
 }
 
@@ -407,6 +410,8 @@ func (c *Controller) publishMetrics(rep *Report) {
 			inc(rr.Table, EntriesPending)
 		case StateConflict:
 			inc(rr.Table, EntriesConflicting)
+		case StateSourceDestCheck:
+			inc(rr.Table, EntriesSourceDestCheck)
 		default:
 			inc(rr.Table, EntriesMissing)
 		}

@@ -204,7 +204,7 @@ func DefaultState() *State {
 		Roles: []Role{{
 			ARN: DefaultRoleARN, Name: DefaultRoleName,
 			TrustedProviders: []string{DefaultOIDCProviderARN},
-			AllowedActions:   []string{"vpc:*", "ecs:DescribeInstances"},
+			AllowedActions:   []string{"vpc:*", "ecs:DescribeInstances", "ecs:DescribeNetworkInterfaces", "ecs:ModifyNetworkInterfaceAttribute"},
 		}},
 	}
 }
