@@ -9,7 +9,12 @@
 // or else every route table of the VPC: the system table and the custom
 // tables bound to vSwitches). Cloud.Instances is a route.Instances mapping
 // nodes to ECS instances (from spec.providerID, else by InternalIP) and
-// reporting instance status. Cloud.RoutesAdapter implements the
+// reporting instance status. Cloud.ENIs is a route.ENIs reading and turning
+// off the source/destination check of each instance's primary ENI (the ENI
+// an Instance route delivers to): the primary ENI is found once from
+// DescribeInstances, the checks are read with DescribeNetworkInterfaces by up
+// to 100 ENI IDs per call, and ModifyNetworkInterfaceAttribute is followed by
+// polling until the ENI reads back off. Cloud.RoutesAdapter implements the
 // k8s.io/cloud-provider Routes interface on the same machinery, so that the
 // upstream route controller can be run against it for comparison.
 //
