@@ -30,6 +30,8 @@ type observation struct {
 	// nil when it could not be read.
 	status   map[string]string
 	problems []Problem
+	// notes are the source's notes (NoteSource), for the report.
+	notes []Note
 	// errs are per-node failures that did not stop the pass but make it
 	// fail (so that it is retried).
 	errs []error
@@ -60,6 +62,9 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 		return nil, fmt.Errorf("reading desired routes: %w", err)
 	}
 	obs := &observation{tables: tables, current: current, problems: problems, nodes: map[string]*corev1.Node{}}
+	if ns, ok := c.source.(NoteSource); ok {
+		obs.notes = ns.Notes()
+	}
 
 	owned := map[netip.Prefix][]Route{}
 	for _, r := range current {

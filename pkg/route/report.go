@@ -92,6 +92,9 @@ type Report struct {
 	// ENIs is the source/destination check of each node's instance
 	// (empty with --source-dest-check=ignore).
 	ENIs []ENIReport `json:"enis"`
+	// Notes explain how the source shaped the desired routes; they are
+	// not drift.
+	Notes []Note `json:"notes"`
 	// SafetyValveTripped: the deletions in Withheld were not made.
 	SafetyValveTripped bool    `json:"safetyValveTripped,omitempty"`
 	Withheld           []Route `json:"withheld"`
@@ -105,7 +108,7 @@ func (r *Report) withEmptyLists() *Report {
 	out.Tables, out.Routes = orEmpty(out.Tables), orEmpty(out.Routes)
 	out.Unexpected, out.Withheld = orEmpty(out.Unexpected), orEmpty(out.Withheld)
 	out.Conflicts, out.Blackholes, out.Problems = orEmpty(out.Conflicts), orEmpty(out.Blackholes), orEmpty(out.Problems)
-	out.ENIs = orEmpty(out.ENIs)
+	out.ENIs, out.Notes = orEmpty(out.ENIs), orEmpty(out.Notes)
 	return &out
 }
 
@@ -204,6 +207,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		p("\nPROBLEM\tREASON\tMESSAGE\n")
 		for _, pr := range r.Problems {
 			p("%s\t%s\t%s\n", pr.Object, pr.Reason, pr.Message)
+		}
+	}
+	if len(r.Notes) > 0 {
+		p("\nNOTE\tNODE\tMESSAGE\n")
+		for _, n := range r.Notes {
+			p("%s\t%s\t%s\n", dash(n.Object), dash(n.Node), n.Message)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -207,7 +207,7 @@ func TestReportListsAreNeverNull(t *testing.T) {
 				if err := yaml.Unmarshal(data, &doc); err != nil {
 					t.Fatalf("%s: %v", format, err)
 				}
-				for _, key := range []string{"tables", "routes", "unexpected", "conflicts", "blackholes", "problems", "withheld"} {
+				for _, key := range []string{"tables", "routes", "unexpected", "conflicts", "blackholes", "problems", "withheld", "notes"} {
 					list, ok := doc[key].([]any)
 					if !ok {
 						t.Errorf("%s: %q is %#v, want a list", format, key, doc[key])
@@ -219,5 +219,42 @@ func TestReportListsAreNeverNull(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// notingSource is a source that explains its routes.
+type notingSource struct {
+	nodeSource
+	notes []Note
+}
+
+func (s notingSource) Notes() []Note { return s.notes }
+
+// TestAuditShowsNotesWithoutDrift: a source's notes appear in the report
+// and its table, and do not make an otherwise synced report drift.
+func TestAuditShowsNotesWithoutDrift(t *testing.T) {
+	var src notingSource
+	h := newHarness(t, []*corev1.Node{testNode("i-a", "10.0.1.0/24")}, func(h *harness) {
+		src = notingSource{
+			nodeSource: nodeSource{nodes: h.factory.Core().V1().Nodes().Lister()},
+			notes:      []Note{{Object: "Node/cn-chengdu.i-a", Node: "cn-chengdu.i-a", Message: "Node cn-chengdu.i-a has 2 blocks, published as 1 route entry."}},
+		}
+		h.source = src
+	})
+	h.start()
+	h.eventually("routes", func() bool { return len(h.cloud.snapshot()) == 1 })
+	rep, err := h.ctrl.Audit(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.InSync() || !reflect.DeepEqual(rep.Notes, src.notes) {
+		t.Errorf("report: in sync %v, notes %v; want in sync with %v", rep.InSync(), rep.Notes, src.notes)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "NOTE") || !strings.Contains(buf.String(), "published as 1 route entry") {
+		t.Errorf("table lacks the note:\n%s", buf.String())
 	}
 }

@@ -180,3 +180,22 @@ type Problem struct {
 type Source interface {
 	Routes(ctx context.Context) ([]Route, []Problem, error)
 }
+
+// Note is a fact about the desired state worth showing in the audit that
+// needs no action: how a source chose or shaped its routes (for example
+// the route entries a node's address blocks were merged into). Unlike a
+// Problem it is not drift and does not fail the audit.
+type Note struct {
+	// Object names the object, as kind/name, when there is one.
+	Object string `json:"object,omitempty"`
+	// Node is the node concerned, when there is one.
+	Node string `json:"node,omitempty"`
+	// Message is a full sentence for humans.
+	Message string `json:"message"`
+}
+
+// NoteSource is implemented by sources that explain their routes. Notes
+// returns the notes of the latest Routes call.
+type NoteSource interface {
+	Notes() []Note
+}

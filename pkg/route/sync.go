@@ -185,6 +185,7 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 		Withheld:           plan.Withheld,
 		Conflicts:          plan.Conflicts,
 		Problems:           slices.Clone(obs.problems),
+		Notes:              slices.Clone(obs.notes),
 	}
 
 	byKey := func(rs []Route) map[Key]Route {
