@@ -63,11 +63,10 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, 
 // would do. It takes no lease and writes nothing.
 func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e env) (*route.Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	if v.mode == ipam.ModeSpiderpool {
-		if err := requireSpiderIPPools(c.kube.Discovery()); err != nil {
-			cancel()
-			return nil, err
-		}
+	srcOpts, err := sourceOptions(ctx, v, c.kube.Discovery())
+	if err != nil {
+		cancel()
+		return nil, err
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(trimCached))
 	defer func() {
@@ -75,7 +74,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 		factory.Shutdown()
 	}()
 	nodes := factory.Core().V1().Nodes()
-	src, err := ipam.New(v.mode, nodes, c.dynamic, ipam.Options{ClusterCIDRs: v.cfg.Policy.ClusterCIDRs}, nil)
+	src, err := ipam.New(v.mode, nodes, c.dynamic, srcOpts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--cidr-source=%s: %w", v.mode, err)
 	}
@@ -87,7 +86,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("the Kubernetes caches did not sync within %v; is the API server reachable and are nodes and %s readable?", auditSyncTimeout, ipam.SpiderIPPoolGVR.Resource)
+		return nil, fmt.Errorf("the Kubernetes caches did not sync within %v; is the API server reachable and are nodes and the --cidr-source=%s resources readable?", auditSyncTimeout, v.mode)
 	}
 	access, err := e.connect(ctx, o.cloud, v.cfg.Policy.ClusterID, nil)
 	if err != nil {

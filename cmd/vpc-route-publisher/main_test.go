@@ -67,7 +67,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", with("run", "--publish-everything"), "unknown flag: --publish-everything"},
 		{"run flag on audit", with("audit", "--dry-run"), "unknown flag: --dry-run"},
 		{"positional argument", with("run", "now"), `unexpected argument "now"`},
-		{"bad CIDR source", with("run", "--cidr-source=calico"), "--cidr-source"},
+		{"bad CIDR source", with("run", "--cidr-source=cilium"), "--cidr-source"},
 		{"bad delete ratio", with("run", "--max-delete-ratio=2"), "--max-delete-ratio"},
 		{"bad resync period", with("run", "--resync-period=0s"), "--resync-period"},
 		{"bad duration", with("run", "--resync-period=often"), "--resync-period"},

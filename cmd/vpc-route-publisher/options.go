@@ -50,7 +50,7 @@ func newCommonOptions() commonOptions {
 
 func (o *commonOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file; empty uses the in-cluster service account.")
-	fs.StringVar(&o.cidrSource, "cidr-source", o.cidrSource, "Where node pod CIDRs come from: nodes (spec.podCIDRs, host-local IPAM), spiderpool (per-node SpiderIPPools), or auto (spec.podCIDRs, with SpiderIPPools checked against them when the CRD exists).")
+	fs.StringVar(&o.cidrSource, "cidr-source", o.cidrSource, "Where node pod CIDRs come from: nodes (spec.podCIDRs, host-local IPAM), spiderpool (per-node SpiderIPPools), calico (Calico IPAM block affinities), or auto (spec.podCIDRs, with SpiderIPPools checked against them when the CRD exists; Calico's block affinities when they exist and no node has a podCIDR).")
 	o.route.AddPolicyFlags(fs)
 	o.cloud.AddFlags(fs)
 }

@@ -65,10 +65,9 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	if v.mode == ipam.ModeSpiderpool {
-		if err := requireSpiderIPPools(c.kube.Discovery()); err != nil {
-			return err
-		}
+	srcOpts, err := sourceOptions(ctx, v, c.kube.Discovery())
+	if err != nil {
+		return err
 	}
 
 	reg, err := newRegistry()
@@ -98,7 +97,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(trimCached))
 	nodes := factory.Core().V1().Nodes()
 	var controller atomic.Pointer[route.Controller]
-	src, err := ipam.New(v.mode, nodes, c.dynamic, ipam.Options{ClusterCIDRs: v.cfg.Policy.ClusterCIDRs}, func() {
+	src, err := ipam.New(v.mode, nodes, c.dynamic, srcOpts, func() {
 		if ctl := controller.Load(); ctl != nil {
 			ctl.Enqueue()
 		}
@@ -202,6 +201,36 @@ func connectCloud(ctx context.Context, opts *cloud.Options, clusterID string, re
 func transientCloudError(err error) bool {
 	return errors.Is(err, route.ErrUnauthorized) || errors.Is(err, cloud.ErrNetwork) ||
 		route.Retryable(err) || errors.As(err, new(*cloud.CredentialError))
+}
+
+// sourceOptions checks that the API server serves what the CIDR source
+// reads, and returns the source's options.
+func sourceOptions(ctx context.Context, v validated, d discovery.DiscoveryInterface) (ipam.Options, error) {
+	opts := ipam.Options{ClusterCIDRs: v.cfg.Policy.ClusterCIDRs}
+	switch v.mode {
+	case ipam.ModeSpiderpool:
+		return opts, requireSpiderIPPools(d)
+	case ipam.ModeCalico:
+		calico, err := ipam.DiscoverCalico(d)
+		if err != nil {
+			return opts, err
+		}
+		if !calico.Found() {
+			return opts, configError{fmt.Errorf("--cidr-source=calico but the API server serves neither %s nor %s blockaffinities and ippools (is Calico installed with its Kubernetes datastore?)",
+				ipam.CalicoV1.GroupVersion(), ipam.CalicoV3.GroupVersion())}
+		}
+		opts.Calico = calico
+	case ipam.ModeAuto:
+		// Auto mode works without Calico: a failed discovery only means
+		// that Calico's block affinities are not considered.
+		calico, err := ipam.DiscoverCalico(d)
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Discovering Calico IPAM failed; --cidr-source=auto does not consider it")
+		}
+		opts.Calico = calico
+	case ipam.ModeNodes:
+	}
+	return opts, nil
 }
 
 // requireSpiderIPPools fails unless SpiderIPPools are served: the

@@ -3,7 +3,6 @@ package ipam
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,23 +48,11 @@ func trimPool(obj any) (any, error) {
 // allocated count reaching or leaving zero. Allocation churn alone (the
 // count of an enabled pool) is ignored.
 func poolEventHandler(notify func()) cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { notify() },
-		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(*unstructured.Unstructured)
-			n, ok2 := newObj.(*unstructured.Unstructured)
-			if !ok1 || !ok2 || poolRelevantChange(o, n) {
-				notify()
-			}
-		},
-		DeleteFunc: func(any) { notify() },
-	}
+	return changeHandler(notify, poolRelevantChange)
 }
 
 func poolRelevantChange(o, n *unstructured.Unstructured) bool {
-	oldSpec, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec")
-	newSpec, _, _ := unstructured.NestedFieldNoCopy(n.Object, "spec")
-	return !reflect.DeepEqual(oldSpec, newSpec) || poolInUse(o) != poolInUse(n)
+	return specChanged(o, n) || poolInUse(o) != poolInUse(n)
 }
 
 func poolInUse(u *unstructured.Unstructured) bool {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -38,10 +39,12 @@ const (
 	ModeNodes Mode = "nodes"
 	// ModeSpiderpool routes the per-node SpiderIPPools.
 	ModeSpiderpool Mode = "spiderpool"
+	// ModeCalico routes Calico IPAM's confirmed block affinities.
+	ModeCalico Mode = "calico"
 )
 
 // Modes lists the valid --cidr-source values.
-var Modes = []Mode{ModeAuto, ModeNodes, ModeSpiderpool}
+var Modes = []Mode{ModeAuto, ModeNodes, ModeSpiderpool, ModeCalico}
 
 // ParseMode parses a --cidr-source value.
 func ParseMode(s string) (Mode, error) {
@@ -50,7 +53,7 @@ func ParseMode(s string) (Mode, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("unknown CIDR source %q: must be one of auto, nodes, spiderpool", s)
+	return "", fmt.Errorf("unknown CIDR source %q: must be one of auto, nodes, spiderpool, calico", s)
 }
 
 // ErrNotSynced is returned by Routes while the caches it reads have not
@@ -63,6 +66,9 @@ type Options struct {
 	// them are reported, never routed; SpiderIPPools whose subnet is
 	// disjoint from them belong to other networks and are ignored.
 	ClusterCIDRs []netip.Prefix
+	// Calico is what the API server serves of Calico IPAM (DiscoverCalico).
+	// The calico mode needs it; auto mode watches Calico when it is found.
+	Calico CalicoDiscovery
 }
 
 // Source is the desired state of the cluster read from informer caches. It
@@ -81,6 +87,12 @@ type Source struct {
 	crdsForbidden atomic.Bool
 	// crdErr is the last error listing or watching the CRD (auto mode).
 	crdErr lastError
+	// calico watches Calico IPAM: always in calico mode, in auto mode when
+	// Calico is served.
+	calico *calicoWatch
+
+	notesMu sync.Mutex
+	notes   []route.Note
 }
 
 // lastError holds the last error an informer reported, for problems.
@@ -101,7 +113,10 @@ func (l *lastError) get() error {
 	return l.err
 }
 
-var _ route.Source = (*Source)(nil)
+var (
+	_ route.Source     = (*Source)(nil)
+	_ route.NoteSource = (*Source)(nil)
+)
 
 // New returns the Source of a mode. client may be nil in nodes mode.
 // onChange (may be nil) is called from informer goroutines whenever an
@@ -115,6 +130,8 @@ func New(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Interface, 
 		return NewSpiderpoolSource(nodes, client, opts, onChange)
 	case ModeAuto:
 		return NewAutoSource(nodes, client, opts, onChange)
+	case ModeCalico:
+		return NewCalicoSource(nodes, client, opts, onChange)
 	default:
 		return nil, fmt.Errorf("unknown CIDR source %q", mode)
 	}
@@ -143,6 +160,16 @@ func NewAutoSource(nodes coreinformers.NodeInformer, client dynamic.Interface, o
 		return nil, errors.New("the auto CIDR source needs a dynamic client")
 	}
 	return newSource(ModeAuto, nodes, client, opts, onChange)
+}
+
+// NewCalicoSource returns the source of Calico IPAM: the confirmed block
+// affinities of the pools that are not tunnelled, read through dynamic
+// informers in the API group opts.Calico names.
+func NewCalicoSource(nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
+	if client == nil {
+		return nil, errors.New("the calico CIDR source needs a dynamic client")
+	}
+	return newSource(ModeCalico, nodes, client, opts, onChange)
 }
 
 func newSource(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Interface, opts Options, onChange func()) (*Source, error) {
@@ -180,6 +207,16 @@ func newSource(mode Mode, nodes coreinformers.NodeInformer, client dynamic.Inter
 	if mode == ModeNodes {
 		return s, nil
 	}
+	if mode == ModeCalico || (mode == ModeAuto && opts.Calico.Found()) {
+		w, err := newCalicoWatch(client, opts.Calico, notify)
+		if err != nil {
+			return nil, err
+		}
+		s.calico = w
+	}
+	if mode == ModeCalico {
+		return s, nil
+	}
 	s.pools = &poolWatch{client: client, onChange: notify}
 	if mode == ModeAuto {
 		crds, err := newCRDInformer(client, s.pools, notify, &s.crdsForbidden, &s.crdErr)
@@ -204,7 +241,10 @@ func (s *Source) Start(ctx context.Context) {
 	case ModeAuto:
 		s.pools.setBase(ctx)
 		go s.crds.RunWithContext(ctx)
-	case ModeNodes:
+	case ModeNodes, ModeCalico:
+	}
+	if s.calico != nil {
+		s.calico.start(ctx)
 	}
 }
 
@@ -218,8 +258,12 @@ func (s *Source) HasSynced() bool {
 		return s.pools.synced()
 	case ModeAuto:
 		// The pool check is advisory: routes come from the nodes alone,
-		// so neither the CRD nor the pools may hold them up.
-		return true
+		// so neither the CRD nor the pools may hold them up. Calico's
+		// blocks may be the routes, so their caches must have synced
+		// (unless they may not be read at all).
+		return s.calico == nil || s.calico.synced() || s.calico.unavailable()
+	case ModeCalico:
+		return s.calico.synced()
 	default:
 		return true
 	}
@@ -245,6 +289,7 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 	}
 	var claims []claim
 	var problems []route.Problem
+	var notes []route.Note
 	switch s.mode {
 	case ModeNodes:
 		claims, problems = nodeClaims(nodes, s.opts.ClusterCIDRs)
@@ -260,6 +305,11 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 		}
 		claims, problems = poolClaims(set, func(n string) bool { return exists[n] }, s.opts.ClusterCIDRs)
 	case ModeAuto:
+		if s.calico != nil && !s.calico.synced() && !s.calico.unavailable() {
+			// Calico's blocks may be the routes: an empty cache must not
+			// read as a cluster without them.
+			return nil, nil, fmt.Errorf("Calico IPAM cache: %w", ErrNotSynced)
+		}
 		claims, problems = nodeClaims(nodes, s.opts.ClusterCIDRs)
 		if s.pools.synced() {
 			podCIDRs := make(map[string][]netip.Prefix, len(nodes))
@@ -275,7 +325,16 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 		if p, failed := s.poolCheckFailure(); failed {
 			problems = append(problems, p)
 		}
+		c, ps, ns := s.autoCalico(logger, nodes)
+		claims, problems, notes = append(claims, c...), append(problems, ps...), ns
+	case ModeCalico:
+		if !s.calico.synced() {
+			return nil, nil, fmt.Errorf("Calico IPAM cache: %w", ErrNotSynced)
+		}
+		res := calicoClaims(s.calico.snapshot(), s.opts.ClusterCIDRs)
+		claims, problems, notes = res.claims, res.problems, res.notes
 	}
+	s.setNotes(notes)
 	routes, overlaps := resolve(claims)
 	problems = append(problems, overlaps...)
 	sortProblems(problems)
@@ -299,6 +358,56 @@ func (s *Source) poolCheckFailure() (route.Problem, bool) {
 		Reason:  ReasonPoolCheckFailed,
 		Message: fmt.Sprintf("SpiderIPPools (CRD %s) cannot be listed, so they are not checked against the nodes' podCIDRs; routes are published from the nodes regardless: %v.", SpiderIPPoolCRDName, strings.TrimSuffix(err.Error(), ".")),
 	}, true
+}
+
+// autoCalico applies auto mode's rule for Calico IPAM: Calico's block
+// affinities are routed when they exist and no node has a podCIDR; when
+// both exist the podCIDRs are routed (as before Calico was read) and the
+// mix is reported, never silently resolved.
+func (s *Source) autoCalico(logger klog.Logger, nodes []*corev1.Node) ([]claim, []route.Problem, []route.Note) {
+	if s.calico == nil {
+		return nil, nil, nil
+	}
+	if s.calico.unavailable() {
+		logger.V(2).Info("Calico IPAM is not readable; auto mode routes node podCIDRs only")
+		return nil, nil, nil
+	}
+	res := calicoClaims(s.calico.snapshot(), s.opts.ClusterCIDRs)
+	if res.blocks == 0 {
+		return nil, nil, nil
+	}
+	var withCIDRs []string
+	for _, n := range nodes {
+		if len(n.Spec.PodCIDRs) > 0 || n.Spec.PodCIDR != "" {
+			withCIDRs = append(withCIDRs, n.Name)
+		}
+	}
+	if len(withCIDRs) == 0 {
+		notes := append([]route.Note{{
+			Message: fmt.Sprintf("--cidr-source=auto routes Calico's block affinities (%s): no node has a podCIDR.", s.calico.api.GroupVersion()),
+		}}, res.notes...)
+		return res.claims, res.problems, notes
+	}
+	slices.Sort(withCIDRs)
+	return nil, []route.Problem{{
+		Object: "BlockAffinity/",
+		Reason: ReasonMixedCIDRSources,
+		Message: fmt.Sprintf("Calico IPAM has %d confirmed blocks, and %d nodes have podCIDRs (e.g. %s): --cidr-source=auto routes the podCIDRs only. Set --cidr-source=calico if pods get their addresses from calico-ipam, or --cidr-source=nodes if they use host-local.",
+			res.blocks, len(withCIDRs), withCIDRs[0]),
+	}}, nil
+}
+
+// Notes returns the notes of the latest Routes call.
+func (s *Source) Notes() []route.Note {
+	s.notesMu.Lock()
+	defer s.notesMu.Unlock()
+	return slices.Clone(s.notes)
+}
+
+func (s *Source) setNotes(notes []route.Note) {
+	s.notesMu.Lock()
+	defer s.notesMu.Unlock()
+	s.notes = notes
 }
 
 // logIgnored names, at V(2), the pools of other networks, which helps to

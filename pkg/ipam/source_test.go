@@ -95,6 +95,12 @@ func newHarness(t *testing.T, mode Mode, nodes []*corev1.Node, objs ...*unstruct
 // before the informers start.
 func newHarnessWith(t *testing.T, mode Mode, nodes []*corev1.Node, setup func(*dynamicfake.FakeDynamicClient), objs ...*unstructured.Unstructured) *harness {
 	t.Helper()
+	return newHarnessOpts(t, mode, nodes, Options{ClusterCIDRs: testClusterCIDRs}, setup, objs...)
+}
+
+// newHarnessOpts is newHarnessWith with the source's options.
+func newHarnessOpts(t *testing.T, mode Mode, nodes []*corev1.Node, opts Options, setup func(*dynamicfake.FakeDynamicClient), objs ...*unstructured.Unstructured) *harness {
+	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 
@@ -107,15 +113,12 @@ func newHarnessWith(t *testing.T, mode Mode, nodes []*corev1.Node, setup func(*d
 		dynObjs = append(dynObjs, o.DeepCopy())
 	}
 	h := &harness{ctx: ctx, kube: kubefake.NewClientset(kubeObjs...)}
-	h.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		SpiderIPPoolGVR: "SpiderIPPoolList",
-		crdGVR:          "CustomResourceDefinitionList",
-	}, dynObjs...)
+	h.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), testListKinds(), dynObjs...)
 	if setup != nil {
 		setup(h.dyn)
 	}
 	factory := informers.NewSharedInformerFactory(h.kube, 0)
-	src, err := New(mode, factory.Core().V1().Nodes(), h.dyn, Options{ClusterCIDRs: testClusterCIDRs}, func() { h.changes.Add(1) })
+	src, err := New(mode, factory.Core().V1().Nodes(), h.dyn, opts, func() { h.changes.Add(1) })
 	if err != nil {
 		t.Fatalf("New(%s): %v", mode, err)
 	}
@@ -459,11 +462,9 @@ func TestAutoSource(t *testing.T) {
 func TestRoutesBeforeSync(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	factory := informers.NewSharedInformerFactory(kubefake.NewClientset(), 0)
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		SpiderIPPoolGVR: "SpiderIPPoolList",
-	})
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), testListKinds())
 	for _, mode := range Modes {
-		src, err := New(mode, factory.Core().V1().Nodes(), dyn, Options{ClusterCIDRs: testClusterCIDRs}, nil)
+		src, err := New(mode, factory.Core().V1().Nodes(), dyn, Options{ClusterCIDRs: testClusterCIDRs, Calico: allCalico(CalicoV1)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -483,10 +484,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	dyn := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	opts := Options{ClusterCIDRs: testClusterCIDRs}
 	for name, f := range map[string]func() (*Source, error){
-		"no cluster CIDR":             func() (*Source, error) { return New(ModeNodes, nodes, nil, Options{}, nil) },
-		"spiderpool without client":   func() (*Source, error) { return New(ModeSpiderpool, nodes, nil, opts, nil) },
-		"auto without client":         func() (*Source, error) { return New(ModeAuto, nodes, nil, opts, nil) },
-		"unknown mode":                func() (*Source, error) { return New("calico", nodes, dyn, opts, nil) },
+		"no cluster CIDR":           func() (*Source, error) { return New(ModeNodes, nodes, nil, Options{}, nil) },
+		"spiderpool without client": func() (*Source, error) { return New(ModeSpiderpool, nodes, nil, opts, nil) },
+		"auto without client":       func() (*Source, error) { return New(ModeAuto, nodes, nil, opts, nil) },
+		"unknown mode":              func() (*Source, error) { return New("cilium", nodes, dyn, opts, nil) },
+		"calico without Calico":     func() (*Source, error) { return New(ModeCalico, nodes, dyn, opts, nil) },
+		"calico without client": func() (*Source, error) {
+			return New(ModeCalico, nodes, nil, Options{ClusterCIDRs: testClusterCIDRs, Calico: allCalico(CalicoV1)}, nil)
+		},
 		"spiderpool without informer": func() (*Source, error) { return New(ModeSpiderpool, nil, dyn, opts, nil) },
 	} {
 		if src, err := f(); err == nil {
