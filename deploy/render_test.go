@@ -536,14 +536,14 @@ func TestHelmRejectsIncompleteValues(t *testing.T) {
 		// Caught by values.schema.json.
 		{"unknown credentials mode", []string{"credentials.mode=keys"}, "at '/credentials/mode'", false},
 		{"unknown cloud-config kind", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "at '/credentials/cloudConfig/kind'", false},
-		{"unknown CIDR source", []string{"cidrSource=calico"}, "at '/cidrSource'", false},
+		{"unknown CIDR source", []string{"cidrSource=cilium"}, "at '/cidrSource'", false},
 		{"delete ratio above 1", []string{"maxDeleteRatio=2"}, "at '/maxDeleteRatio'", false},
 		{"duration without unit", []string{"resyncPeriod=300"}, "at '/resyncPeriod'", false},
 		{"route table ID of another kind", []string{"cloud.routeTableIDs={vpc-123}"}, "at '/cloud/routeTableIDs/0'", false},
 		{"cluster ID with a separator", []string{"clusterID=a;b"}, "at '/clusterID'", false},
 		{"unknown credentials mode, schema skipped", []string{"credentials.mode=keys"}, "credentials.mode must be one of", true},
 		{"unknown cloud-config kind, schema skipped", []string{"credentials.mode=cloudConfig", "credentials.cloudConfig.kind=File"}, "credentials.cloudConfig.kind must be", true},
-		{"unknown CIDR source, schema skipped", []string{"cidrSource=calico"}, "cidrSource must be one of", true},
+		{"unknown CIDR source, schema skipped", []string{"cidrSource=cilium"}, "cidrSource must be one of", true},
 		{"RRSA without role", []string{"credentials.mode=rrsa", "credentials.rrsa.oidcProviderARN=acs:ram::1:oidc-provider/p"}, "credentials.rrsa.roleARN is required", false},
 		{"RRSA without OIDC provider", []string{"credentials.mode=rrsa", "credentials.rrsa.roleARN=acs:ram::1:role/r"}, "credentials.rrsa.oidcProviderARN is required", false},
 		{"Secret to create without key", []string{"credentials.secret.create=true", "credentials.secret.accessKeySecret=s"}, "credentials.secret.accessKeyID is required", false},
@@ -594,6 +594,42 @@ func TestHelmCreatesSecretAndRAMRoleMode(t *testing.T) {
 	}
 }
 
+// calicoGrants are the read-only grants on Calico IPAM, in both API groups.
+func calicoGrants() []string {
+	var g []string
+	for group, resources := range map[string][]string{
+		"crd.projectcalico.org": {"blockaffinities", "ippools", "ipamblocks", "ipamconfigs"},
+		"projectcalico.org":     {"blockaffinities", "ippools", "ipamblocks", "ipamconfigurations"},
+	} {
+		for _, r := range resources {
+			for _, verb := range []string{"get", "list", "watch"} {
+				g = append(g, fmt.Sprintf("%s/%s %s []", group, r, verb))
+			}
+		}
+	}
+	return g
+}
+
+// TestHelmGrantsCalicoOnlyWhenRead: the chart grants read access to
+// Calico's IPAM only in the modes that read it (auto and calico).
+func TestHelmGrantsCalicoOnlyWhenRead(t *testing.T) {
+	helm := tool(t, "helm")
+	for source, want := range map[string]bool{"auto": true, "calico": true, "nodes": false, "spiderpool": false} {
+		out := mustRun(t, helm, "template", "vpc-route-publisher", "helm/vpc-route-publisher", "--namespace", "kube-system",
+			"--kube-version", kubeVersion, "--values", "testdata/values-example.yaml", "--set", "cidrSource="+source)
+		role := parseManifests(t, out)["ClusterRole/<nil>/vpc-route-publisher"]
+		b, err := json.Marshal(role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, group := range []string{`"crd.projectcalico.org"`, `"projectcalico.org"`} {
+			if got := strings.Contains(string(b), group); got != want {
+				t.Errorf("cidrSource=%s: ClusterRole grants %s: %v, want %v", source, group, got, want)
+			}
+		}
+	}
+}
+
 // TestRBACIsLeastPrivilege checks the rendered RBAC against the exact needs
 // of the publisher: no wildcard, no Secrets, nothing beyond the list.
 func TestRBACIsLeastPrivilege(t *testing.T) {
@@ -632,14 +668,14 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		return g
 	}
 	want := map[string][]string{
-		"ClusterRole/<nil>/vpc-route-publisher": {
+		"ClusterRole/<nil>/vpc-route-publisher": append([]string{
 			"/nodes get []", "/nodes list []", "/nodes watch []",
 			"/nodes/status patch []",
 			"/events create []", "/events patch []",
 			"events.k8s.io/events create []", "events.k8s.io/events patch []",
 			"spiderpool.spidernet.io/spiderippools get []", "spiderpool.spidernet.io/spiderippools list []", "spiderpool.spidernet.io/spiderippools watch []",
 			"apiextensions.k8s.io/customresourcedefinitions get []", "apiextensions.k8s.io/customresourcedefinitions list []", "apiextensions.k8s.io/customresourcedefinitions watch []",
-		},
+		}, calicoGrants()...),
 		"Role/kube-system/vpc-route-publisher": {
 			"coordination.k8s.io/leases create []",
 			"coordination.k8s.io/leases get [vpc-route-publisher]", "coordination.k8s.io/leases update [vpc-route-publisher]",

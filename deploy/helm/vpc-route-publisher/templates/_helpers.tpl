@@ -63,8 +63,8 @@ understood; anything else fails the render.
 {{- if not (has .Values.credentials.cloudConfig.kind (list "ConfigMap" "Secret")) -}}
 {{- fail (printf "credentials.cloudConfig.kind must be ConfigMap or Secret; got %q" .Values.credentials.cloudConfig.kind) -}}
 {{- end -}}
-{{- if not (has .Values.cidrSource (list "auto" "nodes" "spiderpool")) -}}
-{{- fail (printf "cidrSource must be one of auto, nodes, spiderpool; got %q" .Values.cidrSource) -}}
+{{- if not (has .Values.cidrSource (list "auto" "nodes" "spiderpool" "calico")) -}}
+{{- fail (printf "cidrSource must be one of auto, nodes, spiderpool, calico; got %q" .Values.cidrSource) -}}
 {{- end -}}
 {{- if not .Values.clusterCIDR -}}
 {{- fail "clusterCIDR is required: the cluster's pod CIDRs, e.g. --set clusterCIDR={172.20.0.0/16}" -}}
