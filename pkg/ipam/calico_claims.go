@@ -150,6 +150,12 @@ func calicoClaims(st calicoState, clusterCIDRs []netip.Prefix) calicoResult {
 
 	res.claims, res.notes = mergeNodeBlocks(byNode, res.notes)
 	if res.blocks > 0 {
+		res.notes = append(res.notes, route.Note{
+			Message: fmt.Sprintf("Calico IPAM: %d confirmed blocks of %d nodes are published as %d route entries per table.",
+				res.blocks, len(byNode), len(res.claims)),
+		})
+	}
+	if res.blocks > 0 {
 		res.problems = append(res.problems, borrowingProblems(st, pools)...)
 		if !st.blocksKnown {
 			res.notes = append(res.notes, route.Note{

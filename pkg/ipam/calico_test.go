@@ -1,10 +1,13 @@
 package ipam
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	"k8s.io/kube-openapi/pkg/validation/strfmt"
+	"k8s.io/kube-openapi/pkg/validation/validate"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
@@ -472,7 +478,10 @@ func TestCalicoEntryCountNotes(t *testing.T) {
 	if want := []string{"node-a 10.244.0.0/25", "node-a 10.244.0.192/26", "node-b 10.244.0.128/26"}; !slices.Equal(routes, want) {
 		t.Errorf("routes = %q, want %q", routes, want)
 	}
-	if want := []string{"Node/node-a: Node node-a has 3 Calico blocks, published as 2 route entries per table (10.244.0.0/25,10.244.0.192/26)."}; !slices.Equal(notes, want) {
+	if want := []string{
+		"Node/node-a: Node node-a has 3 Calico blocks, published as 2 route entries per table (10.244.0.0/25,10.244.0.192/26).",
+		": Calico IPAM: 4 confirmed blocks of 2 nodes are published as 3 route entries per table.",
+	}; !slices.Equal(notes, want) {
 		t.Errorf("notes = %q, want %q", notes, want)
 	}
 }
@@ -604,4 +613,78 @@ func nodeRoutesOf(nodes []*corev1.Node) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// calicoCRDDir holds Calico's real IPAM CRDs, beside the repository.
+var calicoCRDDir = filepath.Join("..", "..", "..", "shared", "testdata", "calico")
+
+// calicoSchema returns the OpenAPI schema of gvr from its real CRD.
+func calicoSchema(t *testing.T, gvr schema.GroupVersionResource) *spec.Schema {
+	t.Helper()
+	path := filepath.Join(calicoCRDDir, gvr.Group+"_"+gvr.Resource+".yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no CRD for %s in the shared test data", gvr)
+	}
+	crd := loadYAMLObjects(t, path)[0]
+	if p, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural"); p != gvr.Resource {
+		t.Fatalf("%s: plural %q, want %q", path, p, gvr.Resource)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, v := range versions {
+		m := v.(map[string]any)
+		if m["name"] != gvr.Version {
+			continue
+		}
+		raw, _, _ := unstructured.NestedMap(m, "schema", "openAPIV3Schema")
+		js, err := json.Marshal(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s spec.Schema
+		if err := json.Unmarshal(js, &s); err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	}
+	t.Fatalf("%s does not serve %s", path, gvr.Version)
+	return nil
+}
+
+// TestCalicoFixturesMatchCRDs: the objects the tests feed the source are
+// what the real CRDs accept, in both groups (so the field names and types
+// the decoder reads are Calico's), and the schemas reject a misspelled
+// mode, so the check can fail.
+func TestCalicoFixturesMatchCRDs(t *testing.T) {
+	forBothGroups(t, func(t *testing.T, fx calicoFixture) {
+		for _, u := range []*unstructured.Unstructured{
+			fx.affinity("node-a", "10.244.0.0/26", "confirmed", false),
+			fx.affinity("node-a", "10.244.0.64/26", "pendingDeletion", true),
+			fx.pool("default", "10.244.0.0/16", "Never", "Never"),
+			fx.pool("vxlan", "10.245.0.0/16", "Never", "CrossSubnet"),
+			fx.block("10.244.0.0/26", "node-a", "node-a", "", "node-b"),
+			fx.config(true),
+		} {
+			gvr := schema.GroupVersionResource{Group: fx.api.Affinities.Group, Version: fx.api.Affinities.Version}
+			switch u.GetKind() {
+			case "BlockAffinity":
+				gvr = fx.api.Affinities
+			case "IPPool":
+				gvr = fx.api.Pools
+			case "IPAMBlock":
+				gvr = fx.api.Blocks
+			default:
+				gvr = fx.api.Config
+			}
+			t.Run(gvr.Resource+"/"+u.GetName(), func(t *testing.T) {
+				s := calicoSchema(t, gvr)
+				if err := validate.AgainstSchema(s, u.UnstructuredContent(), strfmt.Default); err != nil {
+					t.Errorf("%s does not match the CRD: %v", u.GetName(), err)
+				}
+			})
+		}
+		bad := fx.pool("bad", "10.244.0.0/16", "Sometimes", "Never")
+		if err := validate.AgainstSchema(calicoSchema(t, fx.api.Pools), bad.UnstructuredContent(), strfmt.Default); err == nil {
+			t.Error("a pool with ipipMode Sometimes passed validation")
+		}
+	})
 }
