@@ -76,8 +76,8 @@ type ENIs interface {
 	DisableSourceDestCheck(ctx context.Context, checks []ENICheck) map[string]error
 }
 
-// ReasonSourceDestCheckOn: the ENI receiving the node's routed traffic has
-// its source/destination check on, so the route carries nothing.
+// ReasonSourceDestCheckOn is the problem of a node whose primary ENI has its
+// source/destination check on (or unknown), so its route carries nothing.
 const ReasonSourceDestCheckOn = "SourceDestCheckOn"
 
 // EventSourceDestCheckDisabled is the event of a check turned off.
