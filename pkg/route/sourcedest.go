@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -21,9 +22,10 @@ import (
 // one of its own IPs: every pod packet of a non-tunnel CNI. The route entry
 // is then Available and carries nothing. Decisions:
 //
-//   - The check of every node's instance is read in every pass (so a check
-//     turned back on out of band is seen at the next resync), batched by the
-//     cloud layer; Audit reads it too.
+//   - The check of every node's instance is read at the first pass and once
+//     per resync period (so a check turned back on out of band is seen at
+//     the next resync), batched by the cloud layer; passes in between read
+//     only the checks never read or last read on. Audit reads them all.
 //   - A route whose instance's ENI has the check on is not "published": its
 //     state is source-dest-check instead of in-sync, the node gets a
 //     SourceDestCheckOn problem (event, metric, audit line), and its
@@ -102,10 +104,13 @@ type ENIReport struct {
 }
 
 // checkMemory keeps the last check read per instance, so that a failed
-// read does not flip published nodes. It is shared by the worker and Audit.
+// read does not flip published nodes, and so that passes between resyncs
+// only ask about the checks that may change the outcome. It is shared by the
+// worker and Audit.
 type checkMemory struct {
-	mu   sync.Mutex
-	last map[string]ENICheck
+	mu       sync.Mutex
+	last     map[string]ENICheck
+	lastFull time.Time
 }
 
 func (m *checkMemory) remember(checks map[string]ENICheck, asked []string) {
@@ -135,6 +140,33 @@ func (m *checkMemory) recall(ids []string) map[string]ENICheck {
 	return out
 }
 
+// toRead returns the instances whose check a pass must read: all of them
+// once a resync period has passed since the last full read (a check turned
+// back on out of band is seen then), else only those never read or last
+// read on (the only ones whose outcome can change by themselves). full
+// reports which.
+func (m *checkMemory) toRead(ids []string, now time.Time, period time.Duration) (ask []string, full bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// The resync ticker and the passes drift by a few milliseconds: a
+	// tenth of the period of slack keeps every resync pass a full one.
+	if m.lastFull.IsZero() || now.Sub(m.lastFull) >= period-period/10 {
+		return ids, true
+	}
+	for _, id := range ids {
+		if ck, ok := m.last[id]; !ok || ck.On {
+			ask = append(ask, id)
+		}
+	}
+	return ask, false
+}
+
+func (m *checkMemory) fullReadAt(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastFull = t
+}
+
 // sourceDestState is what a pass knows of the checks.
 type sourceDestState struct {
 	// checks by instance; an instance of a desired route missing here is
@@ -147,9 +179,10 @@ type sourceDestState struct {
 	failed   map[string]error
 }
 
-// observeSourceDestChecks reads the check of every instance with a desired
-// route. A failed read fails the pass (it is retried) and falls back to
-// the checks last read.
+// observeSourceDestChecks reads the check of the instances with a desired
+// route: every one at the first pass and once per resync period, those never
+// read or last read on in between. A failed read fails the pass (it is
+// retried) and falls back to the checks last read.
 func (c *Controller) observeSourceDestChecks(ctx context.Context, obs *observation) {
 	if c.cfg.SourceDestCheck == SourceDestCheckIgnore || c.cfg.SourceDestCheck == "" {
 		return
@@ -165,16 +198,30 @@ func (c *Controller) observeSourceDestChecks(ctx context.Context, obs *observati
 	if len(ids) == 0 {
 		return
 	}
-	checks, err := c.enis.SourceDestChecks(ctx, ids)
+	now := c.clock.Now()
+	ask, full := c.checkMemory.toRead(ids, now, c.cfg.ResyncPeriod)
+	st.checks = c.checkMemory.recall(ids)
+	if len(ask) == 0 {
+		return
+	}
+	checks, err := c.enis.SourceDestChecks(ctx, ask)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Reading the ENI source/destination checks; using the values last read")
 		st.readErr = err
-		st.checks = c.checkMemory.recall(ids)
 		obs.errs = append(obs.errs, fmt.Errorf("reading the ENI source/destination checks: %w", err))
 		return
 	}
-	c.checkMemory.remember(checks, ids)
-	st.checks = checks
+	c.checkMemory.remember(checks, ask)
+	if full {
+		c.checkMemory.fullReadAt(now)
+	}
+	for _, id := range ask {
+		if ck, ok := checks[id]; ok {
+			st.checks[id] = ck
+		} else {
+			delete(st.checks, id)
+		}
+	}
 }
 
 // disableSourceDestChecks turns off the checks found on, in disable mode and

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +25,7 @@ type fakeENIs struct {
 	readErr    error
 	disableErr map[string]error
 	reads      int
+	asked      [][]string
 	disabled   []string
 }
 
@@ -34,6 +37,7 @@ func (f *fakeENIs) SourceDestChecks(_ context.Context, ids []string) (map[string
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
+	f.asked = append(f.asked, slices.Clone(ids))
 	if f.readErr != nil {
 		return nil, f.readErr
 	}
@@ -107,7 +111,7 @@ func twoNodes() []*corev1.Node {
 
 func TestSourceDestCheckDisableTurnsItOff(t *testing.T) {
 	enis := newFakeENIs(map[string]bool{"i-a": true, "i-b": false})
-	h := newHarness(t, twoNodes(), withENIs(enis, SourceDestCheckDisable))
+	h := newHarness(t, twoNodes(), withENIs(enis, SourceDestCheckDisable), withConfig(func(c *Config) { c.ResyncPeriod = 300 * time.Millisecond }))
 	h.start()
 	h.eventually("both nodes published", func() bool {
 		return h.conditionIs(nodeA, corev1.ConditionFalse) && h.conditionIs(nodeB, corev1.ConditionFalse)
@@ -123,12 +127,10 @@ func TestSourceDestCheckDisableTurnsItOff(t *testing.T) {
 		return h.entries("vtb-1", EntriesPresent) == 2 && h.entries("vtb-1", EntriesSourceDestCheck) == 0
 	})
 
-	// Turned back on out of band: found at the next pass, turned off again.
+	// Turned back on out of band: found at the next resync, turned off again.
 	enis.set("i-a", true)
+	h.eventually("turned off again", func() bool { return !enis.isOn("i-a") && enis.disabledCount() == 2 })
 	h.settledPass()
-	if enis.isOn("i-a") || enis.disabledCount() != 2 {
-		t.Fatalf("check turned back on was not turned off again (disabled %d times)", enis.disabledCount())
-	}
 	if !h.conditionIs(nodeA, corev1.ConditionFalse) {
 		t.Fatal("node lost its condition although the check was turned off in the same pass")
 	}
@@ -136,7 +138,7 @@ func TestSourceDestCheckDisableTurnsItOff(t *testing.T) {
 
 func TestSourceDestCheckReportKeepsTheNodeUnpublished(t *testing.T) {
 	enis := newFakeENIs(map[string]bool{"i-a": true, "i-b": false})
-	h := newHarness(t, twoNodes(), withENIs(enis, SourceDestCheckReport))
+	h := newHarness(t, twoNodes(), withENIs(enis, SourceDestCheckReport), withConfig(func(c *Config) { c.ResyncPeriod = 300 * time.Millisecond }))
 	h.start()
 	h.eventually("i-b published, i-a reported", func() bool {
 		return h.conditionIs(nodeB, corev1.ConditionFalse) && h.conditionIs(nodeA, corev1.ConditionTrue) &&
@@ -165,6 +167,30 @@ func TestSourceDestCheckReportKeepsTheNodeUnpublished(t *testing.T) {
 	h.eventually("detected again", func() bool {
 		return h.conditionIs(nodeA, corev1.ConditionTrue) && h.entries("vtb-1", EntriesSourceDestCheck) == 1
 	})
+}
+
+// Between resyncs a pass asks only about the checks never read or last read
+// on; a resync pass asks about every one.
+func TestSourceDestCheckReadsCheaplyBetweenResyncs(t *testing.T) {
+	enis := newFakeENIs(map[string]bool{"i-a": true, "i-b": false, "i-c": false})
+	h := newHarness(t, append(twoNodes(), testNode("i-c", "10.0.3.0/24")), withENIs(enis, SourceDestCheckReport))
+	h.start()
+	h.eventually("published", func() bool { return h.conditionIs(nodeB, corev1.ConditionFalse) })
+	h.eventually("a second read", func() bool {
+		h.ctrl.Enqueue()
+		enis.mu.Lock()
+		defer enis.mu.Unlock()
+		return len(enis.asked) >= 2
+	})
+	enis.mu.Lock()
+	first, last := enis.asked[0], enis.asked[len(enis.asked)-1]
+	enis.mu.Unlock()
+	if !slices.Equal(first, []string{"i-a", "i-b", "i-c"}) {
+		t.Fatalf("first pass asked about %v, want every instance", first)
+	}
+	if !slices.Equal(last, []string{"i-a"}) {
+		t.Fatalf("a pass between resyncs asked about %v, want only i-a (on); all: %v", last, enis.asked)
+	}
 }
 
 func TestSourceDestCheckIgnoreReadsNothing(t *testing.T) {
