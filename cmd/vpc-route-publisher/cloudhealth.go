@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
 
@@ -42,6 +43,9 @@ func (h *cloudHealth) observe(err error) {
 	switch {
 	case err == nil:
 		h.set(nil)
+	case errors.Is(err, cloud.ErrPermissionDenied):
+		// The credentials are accepted; the permissions check names the
+		// missing action.
 	case errors.Is(err, route.ErrUnauthorized):
 		h.set(fmt.Errorf("credentials rejected: %w", err))
 	}

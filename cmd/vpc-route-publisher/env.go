@@ -49,6 +49,18 @@ type cloudAccess struct {
 	table     route.Table
 	instances route.Instances
 	enis      route.ENIs
+	// permissions proves the RAM permissions; nil in tests without a cloud.
+	permissions permissionProber
+}
+
+// permissionProber proves the RAM permissions the publisher needs
+// (cloud.Permissions).
+type permissionProber interface {
+	// Run probes periodically until ctx ends.
+	Run(ctx context.Context, interval time.Duration)
+	// Check is nil once every needed action is proven granted, else it
+	// names what to grant.
+	Check() error
 }
 
 func defaultEnv() env {
@@ -59,7 +71,7 @@ func defaultEnv() env {
 			if err != nil {
 				return nil, err
 			}
-			return &cloudAccess{table: c.Table(), instances: c.Instances(), enis: c.ENIs()}, nil
+			return &cloudAccess{table: c.Table(), instances: c.Instances(), enis: c.ENIs(), permissions: c.Permissions()}, nil
 		},
 		listening:      func(string, net.Addr) {},
 		connectBackoff: wait.Backoff{Duration: 2 * time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: 2 * time.Minute},

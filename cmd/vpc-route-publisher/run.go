@@ -119,6 +119,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	}()
 	src.Start(ctx)
 
+	o.cloud.AdoptUnmarked = v.cfg.Policy.AdoptUnmarked
 	access, err := connectCloud(ctx, o.cloud, v.cfg.Policy.ClusterID, reg, health, e)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -126,6 +127,12 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 			return nil
 		}
 		return err
+	}
+	if access.permissions != nil {
+		// Every replica probes, so that a follower taking over is known
+		// to be able to act, and /readyz says what to grant.
+		ready.add("permissions", access.permissions.Check)
+		go access.permissions.Run(ctx, o.cloud.PermissionCheckInterval)
 	}
 	ctl, err := route.New(v.cfg, route.Deps{
 		Kube:      c.kube,
@@ -183,7 +190,9 @@ func connectCloud(ctx context.Context, opts *cloud.Options, clusterID string, re
 		if !transientCloudError(err) {
 			return nil, configError{fmt.Errorf("connecting to Alibaba Cloud: %w", err)}
 		}
-		if errors.Is(err, route.ErrUnauthorized) {
+		if action := cloud.DeniedAction(err); action != "" {
+			health.set(fmt.Errorf("grant the RAM action %s to the publisher's credentials (see deploy/ram-policy.json): %w", action, err))
+		} else if errors.Is(err, route.ErrUnauthorized) {
 			health.set(fmt.Errorf("credentials rejected: %w", err))
 		} else {
 			health.set(fmt.Errorf("connecting: %w", err))

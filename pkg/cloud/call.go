@@ -46,6 +46,8 @@ type invoker struct {
 	retryFor    time.Duration
 	backoff     backoff
 	now         func() time.Time
+	// observe, when set, sees every failed call (Permissions.observe).
+	observe func(ctx context.Context, action string, err error)
 }
 
 // writeActions are the calls that change the cloud. They are fenced: one
@@ -170,6 +172,9 @@ func callOnce[R requests.AcsRequest, T any](ctx context.Context, inv *invoker, a
 		code = fmt.Sprintf("HTTP%d", apiErr.HTTPStatus)
 	}
 	inv.metrics.calls.WithLabelValues(action, code).Inc()
+	if inv.observe != nil {
+		inv.observe(ctx, action, apiErr)
+	}
 	if errors.Is(apiErr, route.ErrThrottled) {
 		inv.metrics.throttles.WithLabelValues(action).Inc()
 		inv.limiter.Throttled()

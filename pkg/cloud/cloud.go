@@ -31,6 +31,7 @@ type Cloud struct {
 	tables           *Tables
 	instances        *Instances
 	enis             *ENIs
+	permissions      *Permissions
 }
 
 // Table returns the selected route tables of the VPC as a route.Table.
@@ -41,6 +42,10 @@ func (c *Cloud) Instances() *Instances { return c.instances }
 
 // ENIs returns the ENI source/destination check access as a route.ENIs.
 func (c *Cloud) ENIs() *ENIs { return c.enis }
+
+// Permissions returns the RAM permission probes: run them periodically
+// (Run) and use Check as a readiness check.
+func (c *Cloud) Permissions() *Permissions { return c.permissions }
 
 // Region returns the region in use.
 func (c *Cloud) Region() string { return c.region }
@@ -233,11 +238,13 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 			now:         tu.now,
 		},
 		instances: &Instances{
-			vpcID: vpcID,
-			api:   ecsSvc,
-			inv:   inv,
-			now:   tu.now,
-			byIPs: map[string]ipLookup{},
+			vpcID:       vpcID,
+			api:         ecsSvc,
+			inv:         inv,
+			now:         tu.now,
+			grace:       opts.InstanceReleaseGrace,
+			byIPs:       map[string]ipLookup{},
+			absentSince: map[string]time.Time{},
 		},
 		enis: &ENIs{
 			api:         ecsSvc,
@@ -248,6 +255,10 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 			primary:     map[string]string{},
 		},
 	}
+	c.permissions = newPermissions(permissionProbes, probeConfig{adopt: opts.AdoptUnmarked},
+		probeEnv{vpcID: vpcID, vpc: vpcSvc, ecs: ecsSvc, inv: inv, tables: c.tables.Tables}, m, tu.now)
+	c.instances.perms = c.permissions
+	inv.observe = c.permissions.observe
 	if err := c.checkVPC(ctx, vpcSvc, inv); err != nil {
 		return nil, err
 	}

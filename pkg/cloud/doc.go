@@ -14,7 +14,12 @@
 // an Instance route delivers to): the primary ENI is found once from
 // DescribeInstances, the checks are read with DescribeNetworkInterfaces by up
 // to 100 ENI IDs per call, and ModifyNetworkInterfaceAttribute is followed by
-// polling until the ENI reads back off. Cloud.RoutesAdapter implements the
+// polling until the ENI reads back off. An instance counts as released only
+// after it has been missing from by-ID lookups for the release grace with
+// every RAM permission proven (ECS answers a key without
+// ecs:DescribeInstances with an empty list). Cloud.Permissions proves the
+// permissions with one harmless call per action (permission_probes.go),
+// DryRun where the API offers it. Cloud.RoutesAdapter implements the
 // k8s.io/cloud-provider Routes interface on the same machinery, so that the
 // upstream route controller can be run against it for comparison.
 //

@@ -190,6 +190,9 @@ var codeClasses = map[string]error{
 // is unknown) to an error class. It looks at codes only, never at messages:
 // messages are free text that changes between API versions and languages.
 func classifyCode(code string, httpStatus int) error {
+	if permissionDeniedCodes[code] {
+		return ErrPermissionDenied
+	}
 	if class, ok := codeClasses[code]; ok {
 		return class
 	}
@@ -252,12 +255,17 @@ func classify(action string, err error) *APIError {
 	}
 	var serverErr *sdkerrors.ServerError
 	if errors.As(err, &serverErr) {
+		class := classifyCode(serverErr.ErrorCode(), serverErr.HttpStatus())
+		if _, ok := serverErr.AccessDeniedDetail()["AuthAction"]; ok {
+			// RAM names the refused action: a permission, whatever the code.
+			class = ErrPermissionDenied
+		}
 		return &APIError{
 			Action:     action,
 			Code:       serverErr.ErrorCode(),
 			RequestID:  serverErr.RequestId(),
 			HTTPStatus: serverErr.HttpStatus(),
-			class:      classifyCode(serverErr.ErrorCode(), serverErr.HttpStatus()),
+			class:      class,
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {

@@ -27,14 +27,31 @@ const maxInstanceIDs = 100
 const ipLookupTTL = 10 * time.Minute
 
 // Instances maps nodes to ECS instances of one VPC and reports their status.
+//
+// It never reports an instance released on one empty answer: ECS answers a
+// key without ecs:DescribeInstances with HTTP 200 and an empty list, and a
+// lookup can miss an instance for reasons of its own. An instance missing
+// from a by-ID lookup is reported route.InstanceAbsent until it has been
+// missing for the release grace, with every RAM permission proven at each
+// of those lookups (a DryRun of DescribeInstances is made whenever an
+// instance is missing). Only then is it left out of Status, i.e. released.
 type Instances struct {
 	vpcID string
 	api   ecsAPI
 	inv   *invoker
 	now   func() time.Time
+	// grace is how long an instance must be missing, with the
+	// permissions proven, before it counts as released.
+	grace time.Duration
+	// perms proves the permissions; nil proves nothing (never released).
+	perms *Permissions
 
 	mu    sync.Mutex
 	byIPs map[string]ipLookup
+	// absentSince is when each instance was first missing from a lookup
+	// made with the permissions proven; a sighting or an unproven lookup
+	// forgets it.
+	absentSince map[string]time.Time
 }
 
 type ipLookup struct {
@@ -136,10 +153,11 @@ func ipKey(ips []netip.Addr) string {
 	return strings.Join(s, ",")
 }
 
-// Status returns the status of each instance that still exists, keyed by
-// instance ID, asking ECS for at most 100 IDs per call. Strings that are not
-// ECS instance IDs are left out of the question (and so of the answer): ECS
-// would refuse the whole call for one malformed ID.
+// Status returns the status of each instance that has not been proven
+// released, keyed by instance ID, asking ECS for at most 100 IDs per call.
+// Strings that are not ECS instance IDs are left out of the question (and
+// so of the answer): ECS would refuse the whole call for one malformed ID.
+// See Instances for when a missing instance counts as released.
 func (in *Instances) Status(ctx context.Context, ids []string) (map[string]string, error) {
 	asked := validIDs(ids, "i-")
 	out := make(map[string]string, len(asked))
@@ -150,6 +168,32 @@ func (in *Instances) Status(ctx context.Context, ids []string) (map[string]strin
 		return nil, err
 	}
 	in.forgetReleased(asked, out)
+	var missing []string
+	for _, id := range asked {
+		if _, ok := out[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	proven := len(missing) > 0 && in.perms != nil && in.perms.confirm(ctx, "ecs:DescribeInstances")
+	now := in.now()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for id := range in.absentSince {
+		_, stillMissing := slices.BinarySearch(missing, id) // asked, so missing, is sorted
+		if !stillMissing || !proven {
+			delete(in.absentSince, id)
+		}
+	}
+	for _, id := range missing {
+		since, ok := in.absentSince[id]
+		if proven && !ok {
+			since = now
+			in.absentSince[id] = now
+		}
+		if !proven || now.Sub(since) < in.grace {
+			out[id] = route.InstanceAbsent
+		}
+	}
 	return out, nil
 }
 

@@ -85,7 +85,9 @@ func TestInstanceStatusBatchesOf100(t *testing.T) {
 	if err := ts.Sim.ReleaseInstance(added[8].ID); err != nil {
 		t.Fatal(err)
 	}
-	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	// No grace: released as soon as the permissions are proven.
+	c := newTestCloud(t, ts, func(o *Options) { o.InstanceReleaseGrace = 0 }, testTuning(nil, nil))
+	c.Permissions().Probe(c.ctx)
 	ids := []string{"i-2vcxxr", "i-2vcxxr", "havip-1", ""}
 	for _, inst := range added {
 		ids = append(ids, inst.ID)

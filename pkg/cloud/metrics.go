@@ -16,6 +16,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	throttles *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	// permissionMissing is 1 per RAM action found missing (Permissions).
+	permissionMissing *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +43,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "cloud_api_retries_total",
 			Help:      "Retried Alibaba Cloud API calls (throttled, busy or network errors), by action.",
 		}, []string{"action"}),
+		permissionMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metricsNamespace,
+			Name:      "permission_missing",
+			Help:      "1 for each RAM action the publisher needs and its credentials were last found not to have (0 once granted); while any is 1, no route is deleted because its instance looks released.",
+		}, []string{"action"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -59,6 +66,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.retries, err = register(reg, m.retries); err != nil {
+		return nil, err
+	}
+	if m.permissionMissing, err = register(reg, m.permissionMissing); err != nil {
 		return nil, err
 	}
 	return m, nil

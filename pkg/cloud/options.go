@@ -54,6 +54,16 @@ type Options struct {
 	// CredentialSource is auto (the first configured source, in the
 	// documented order) or the one source to use.
 	CredentialSource string
+
+	// InstanceReleaseGrace is how long an instance must be missing from
+	// by-ID lookups, with the permissions proven all along, before it
+	// counts as released (and its routes are deleted).
+	InstanceReleaseGrace time.Duration
+	// PermissionCheckInterval is how often the RAM permissions are probed.
+	PermissionCheckInterval time.Duration
+	// AdoptUnmarked tells the cloud layer that ModifyRouteEntry is needed
+	// (--adopt-unmarked, a route flag the command copies here).
+	AdoptUnmarked bool
 }
 
 // NewOptions returns the options with their defaults.
@@ -66,6 +76,9 @@ func NewOptions() *Options {
 		RouteWaitTimeout: 2 * time.Minute,
 		RouteTableQuota:  200,
 		CredentialSource: SourceAuto,
+
+		InstanceReleaseGrace:    5 * time.Minute,
+		PermissionCheckInterval: time.Minute,
 	}
 }
 
@@ -87,6 +100,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RouteWaitTimeout, "route-wait-timeout", o.RouteWaitTimeout, "How long to wait for written route entries to become Available (or gone).")
 	fs.IntVar(&o.RouteTableQuota, "route-table-quota", o.RouteTableQuota, "Custom route entries a route table accepts (the VPC quota).")
 	fs.StringVar(&o.CredentialsDir, "credentials-dir", o.CredentialsDir, "Directory with access-key-id, access-key-secret and optional security-token files (a mounted Secret; re-read when they change).")
+	fs.DurationVar(&o.InstanceReleaseGrace, "instance-release-grace", o.InstanceReleaseGrace, "How long an ECS instance must be missing from lookups by ID, with the RAM permissions proven throughout, before it counts as released and its routes are deleted.")
+	fs.DurationVar(&o.PermissionCheckInterval, "permission-check-interval", o.PermissionCheckInterval, "How often the RAM permissions the publisher needs are probed (DryRun where the API offers it); a missing one makes the replica unready.")
 	fs.StringVar(&o.RAMRole, "ram-role", o.RAMRole, "ECS RAM role name for credentials from the metadata service. Empty: the role attached to the instance.")
 	fs.StringVar(&o.CredentialSource, "credential-source", o.CredentialSource, "Where credentials come from: auto (the first configured of credentials-dir, environment, rrsa, cloud-config, ecs-ram-role) or exactly one of them, which must then be configured.")
 }
@@ -140,6 +155,12 @@ func (o *Options) Validate() error {
 	}
 	if o.RouteWaitTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--route-wait-timeout must be positive, not %v", o.RouteWaitTimeout))
+	}
+	if o.InstanceReleaseGrace < 0 {
+		errs = append(errs, fmt.Errorf("--instance-release-grace must not be negative, not %v", o.InstanceReleaseGrace))
+	}
+	if o.PermissionCheckInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--permission-check-interval must be positive, not %v", o.PermissionCheckInterval))
 	}
 	if o.RouteTableQuota < 1 {
 		errs = append(errs, fmt.Errorf("--route-table-quota must be at least 1, not %d", o.RouteTableQuota))

@@ -18,7 +18,7 @@ func TestAddFlagsRegistersTheCloudFlags(t *testing.T) {
 	slices.Sort(names)
 	want := []string{
 		"cloud-burst", "cloud-call-timeout", "cloud-config", "cloud-insecure-http", "cloud-qps", "credentials-dir",
-		"ecs-endpoint", "metadata-endpoint", "ram-role", "region", "route-table-ids", "route-table-quota",
+		"ecs-endpoint", "instance-release-grace", "metadata-endpoint", "permission-check-interval", "ram-role", "region", "route-table-ids", "route-table-quota",
 		"route-wait-timeout", "sts-endpoint", "vpc-endpoint", "vpc-id",
 	}
 	if !slices.Equal(names, want) {
@@ -27,14 +27,14 @@ func TestAddFlagsRegistersTheCloudFlags(t *testing.T) {
 	err := fs.Parse([]string{
 		"--region=cn-chengdu", "--vpc-id=vpc-1", "--route-table-ids=vtb-a,vtb-b", "--cloud-qps=3.5", "--cloud-burst=7",
 		"--cloud-call-timeout=5s", "--route-wait-timeout=1m", "--route-table-quota=400", "--vpc-endpoint=127.0.0.1:9",
-		"--cloud-insecure-http",
+		"--cloud-insecure-http", "--instance-release-grace=10m", "--permission-check-interval=30s",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Region != "cn-chengdu" || o.VPCID != "vpc-1" || !slices.Equal(o.RouteTableIDs, []string{"vtb-a", "vtb-b"}) || o.QPS != 3.5 ||
 		o.Burst != 7 || o.CallTimeout != 5*time.Second || o.RouteWaitTimeout != time.Minute || o.RouteTableQuota != 400 ||
-		o.VPCEndpoint != "127.0.0.1:9" || !o.InsecureHTTP {
+		o.VPCEndpoint != "127.0.0.1:9" || !o.InsecureHTTP || o.InstanceReleaseGrace != 10*time.Minute || o.PermissionCheckInterval != 30*time.Second {
 		t.Errorf("parsed options %+v", o)
 	}
 	if err := o.Validate(); err != nil {
@@ -74,6 +74,8 @@ func TestValidate(t *testing.T) {
 		"call timeout":      {func(o *Options) { o.CallTimeout = 0 }, "--cloud-call-timeout"},
 		"wait timeout":      {func(o *Options) { o.RouteWaitTimeout = -time.Second }, "--route-wait-timeout"},
 		"quota":             {func(o *Options) { o.RouteTableQuota = 0 }, "--route-table-quota"},
+		"release grace":     {func(o *Options) { o.InstanceReleaseGrace = -time.Second }, "--instance-release-grace"},
+		"probe interval":    {func(o *Options) { o.PermissionCheckInterval = 0 }, "--permission-check-interval"},
 	} {
 		o := NewOptions()
 		tc.mutate(o)

@@ -21,7 +21,10 @@
 //     route and keep the owned entries they have: a lookup failure is never
 //     a reason to delete a route.
 //   - Blackholes: an owned entry routed to a released instance is deleted
-//     (the node gets no route); one routed to a stopped instance is kept and
+//     (the node gets no route). Released means left out of
+//     Instances.Status, which implementations do only on proof, never on
+//     one empty answer; an instance whose absence is not proven yet is
+//     InstanceAbsent, kept and reported; one routed to a stopped instance is kept and
 //     reported, since the instance keeps its identity and may start again.
 //   - Node condition: NetworkUnavailable=False/RouteCreated once the node's
 //     routes are Available in every table, unless it is already False;
@@ -135,10 +138,15 @@ type Table interface {
 	Adopt(ctx context.Context, rs []Route) []Result
 }
 
-// Instance states as reported by ECS DescribeInstances.
+// Instance states as reported by ECS DescribeInstances, and InstanceAbsent.
 const (
 	InstanceRunning = "Running"
 	InstanceStopped = "Stopped"
+	// InstanceAbsent is reported by Instances.Status for an instance that
+	// ECS did not list but whose release is not proven (permissions not
+	// proven, or missing for less than the release grace). It counts as
+	// existing: its routes stay.
+	InstanceAbsent = "Absent"
 )
 
 // NodeRef is what the cloud needs to know about a node to find its instance.
@@ -155,7 +163,9 @@ type Instances interface {
 	// error wrapping ErrNoInstance when the node cannot be mapped yet.
 	InstanceID(ctx context.Context, n NodeRef) (string, error)
 	// Status returns the status of each instance that still exists, keyed by
-	// instance ID. IDs missing from the result have been released.
+	// instance ID. IDs missing from the result have been released: an
+	// implementation leaves an ID out only on proof, never on one empty
+	// answer (see InstanceAbsent).
 	Status(ctx context.Context, ids []string) (map[string]string, error)
 }
 

@@ -290,7 +290,7 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 					continue
 				}
 				st, exists := obs.status[r.NextHop]
-				if exists && st != InstanceStopped {
+				if exists && st != InstanceStopped && st != InstanceAbsent {
 					continue
 				}
 				b := Blackhole{Route: r, InstanceStatus: st, Action: "kept"}

@@ -1,0 +1,133 @@
+package cloud
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
+)
+
+// Harmless targets of the write probes. No custom entry can ever exist in
+// 100.64.0.0/10 (the VPC refuses such destinations: cloud service routes),
+// and the /32 differs from the system entry 100.64.0.0/10, so a create is
+// refused and a delete finds nothing, whatever the table holds; the next
+// hop does not exist either. The description names the probe, should a
+// cloud ever accept it.
+const (
+	probeDestination = "100.64.255.254/32"
+	probeNextHop     = "i-permissionprobe0000"
+	probeEntryID     = "rte-permissionprobe0000"
+	probeDescription = "vpc-route-publisher permission probe"
+)
+
+// permissionProbes are the RAM actions the publisher calls, each with the
+// call that proves it granted. DryRun is used where the SDK's request
+// carries it (ECS DescribeInstances, VPC DescribeVpcs); reads without it
+// are made for real with the smallest page; writes are made with a target
+// the cloud refuses after authorization (see probeDestination), so that
+// only a RAM refusal fails them as Forbidden. Append new actions here: the
+// readiness check, the metric and deploy/ram-policy.json's test follow.
+var permissionProbes = []permissionProbe{
+	{
+		Action: "ecs:DescribeInstances",
+		DryRun: true,
+		Call: func(ctx context.Context, env probeEnv) error {
+			req := ecs.CreateDescribeInstancesRequest()
+			req.VpcId = env.vpcID
+			req.DryRun = requests.NewBoolean(true)
+			return probeCall(ctx, env.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) { return env.ecs.DescribeInstances(req) })
+		},
+	},
+	{
+		Action: "vpc:DescribeVpcs",
+		DryRun: true,
+		Call: func(ctx context.Context, env probeEnv) error {
+			req := vpc.CreateDescribeVpcsRequest()
+			req.VpcId = env.vpcID
+			req.DryRun = requests.NewBoolean(true)
+			return probeCall(ctx, env.inv, "DescribeVpcs", func() (*vpc.DescribeVpcsResponse, error) { return env.vpc.DescribeVpcs(req) })
+		},
+	},
+	{
+		Action: "vpc:DescribeRouteTableList",
+		Call: func(ctx context.Context, env probeEnv) error {
+			req := vpc.CreateDescribeRouteTableListRequest()
+			req.VpcId = env.vpcID
+			req.PageSize = requests.NewInteger(1)
+			return probeCall(ctx, env.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) { return env.vpc.DescribeRouteTableList(req) })
+		},
+	},
+	{
+		Action: "vpc:DescribeRouteEntryList",
+		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
+			req := vpc.CreateDescribeRouteEntryListRequest()
+			req.RouteTableId = table
+			req.MaxResult = requests.NewInteger(1)
+			return probeCall(ctx, env.inv, "DescribeRouteEntryList", func() (*vpc.DescribeRouteEntryListResponse, error) { return env.vpc.DescribeRouteEntryList(req) })
+		}),
+	},
+	{
+		Action: "vpc:CreateRouteEntries",
+		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
+			req := vpc.CreateCreateRouteEntriesRequest()
+			req.RouteEntries = &[]vpc.CreateRouteEntriesRouteEntries{{
+				RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
+				NextHopType: "Instance", Describption: probeDescription,
+			}}
+			return probeCall(ctx, env.inv, "CreateRouteEntries", func() (*vpc.CreateRouteEntriesResponse, error) { return env.vpc.CreateRouteEntries(req) })
+		}),
+	},
+	{
+		Action: "vpc:DeleteRouteEntries",
+		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
+			req := vpc.CreateDeleteRouteEntriesRequest()
+			req.RouteEntries = &[]vpc.DeleteRouteEntriesRouteEntries{{
+				RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
+			}}
+			return probeCall(ctx, env.inv, "DeleteRouteEntries", func() (*vpc.DeleteRouteEntriesResponse, error) { return env.vpc.DeleteRouteEntries(req) })
+		}),
+	},
+	{
+		// Only --adopt-unmarked modifies entries. The action names an
+		// entry, not a table, so an entry that cannot exist is named.
+		Action: "vpc:ModifyRouteEntry",
+		Needed: func(c probeConfig) bool { return c.adopt },
+		Call: func(ctx context.Context, env probeEnv) error {
+			req := vpc.CreateModifyRouteEntryRequest()
+			req.RouteEntryId = probeEntryID
+			req.Description = probeDescription
+			return probeCall(ctx, env.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) { return env.vpc.ModifyRouteEntry(req) })
+		},
+	},
+}
+
+// probeCall makes one call of a probe: rate-limited and counted like any
+// other, but never retried, since a busy VPC or a throttled call answers
+// the probe's question as well as a success (or says it cannot).
+func probeCall[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) error {
+	if _, err := callOnce(ctx, inv, action, fn); err != nil {
+		return err
+	}
+	return nil
+}
+
+// perTable runs a probe on every selected route table: a policy scoped to
+// route-table ARNs may grant one table and not another. It stops at the
+// first failure. Not knowing the tables proves nothing either way, so that
+// failure is returned without its cloud error.
+func perTable(probe func(ctx context.Context, env probeEnv, table string) error) func(context.Context, probeEnv) error {
+	return func(ctx context.Context, env probeEnv) error {
+		tables, err := env.tables(ctx)
+		if err != nil {
+			return fmt.Errorf("listing the route tables to probe: %v", err) //nolint:errorlint // deliberately not wrapped: see above
+		}
+		for _, t := range tables {
+			if err := probe(ctx, env, t.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
