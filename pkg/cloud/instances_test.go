@@ -53,7 +53,9 @@ func TestInstanceID(t *testing.T) {
 // may already belong to a new instance), not after the lookup TTL.
 func TestInstanceLookupForgetsReleasedInstances(t *testing.T) {
 	ts := startSim(t, alisim.Options{})
-	c := newTestCloud(t, ts, nil, testTuning(nil, nil))
+	// No grace, permissions proven: released on the first miss.
+	c := newTestCloud(t, ts, func(o *Options) { o.InstanceReleaseGrace = 0 }, testTuning(nil, nil))
+	c.Permissions().Probe(c.ctx)
 	in := c.Instances()
 	ref := route.NodeRef{Name: "n2", InternalIPs: []netip.Addr{netip.MustParseAddr("192.168.0.12")}}
 	if id, err := in.InstanceID(c.ctx, ref); err != nil || id != "i-2vcxxt" {

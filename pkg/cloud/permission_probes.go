@@ -34,59 +34,71 @@ var permissionProbes = []permissionProbe{
 		Action: "ecs:DescribeInstances",
 		DryRun: true,
 		Call: func(ctx context.Context, env probeEnv) error {
-			req := ecs.CreateDescribeInstancesRequest()
-			req.VpcId = env.vpcID
-			req.DryRun = requests.NewBoolean(true)
-			return probeCall(ctx, env.inv, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) { return env.ecs.DescribeInstances(req) })
+			return probeCall(ctx, env.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
+				req := ecs.CreateDescribeInstancesRequest()
+				req.VpcId = env.vpcID
+				req.DryRun = requests.NewBoolean(true)
+				return req
+			}, env.ecs.DescribeInstances)
 		},
 	},
 	{
 		Action: "vpc:DescribeVpcs",
 		DryRun: true,
 		Call: func(ctx context.Context, env probeEnv) error {
-			req := vpc.CreateDescribeVpcsRequest()
-			req.VpcId = env.vpcID
-			req.DryRun = requests.NewBoolean(true)
-			return probeCall(ctx, env.inv, "DescribeVpcs", func() (*vpc.DescribeVpcsResponse, error) { return env.vpc.DescribeVpcs(req) })
+			return probeCall(ctx, env.inv, "DescribeVpcs", func() *vpc.DescribeVpcsRequest {
+				req := vpc.CreateDescribeVpcsRequest()
+				req.VpcId = env.vpcID
+				req.DryRun = requests.NewBoolean(true)
+				return req
+			}, env.vpc.DescribeVpcs)
 		},
 	},
 	{
 		Action: "vpc:DescribeRouteTableList",
 		Call: func(ctx context.Context, env probeEnv) error {
-			req := vpc.CreateDescribeRouteTableListRequest()
-			req.VpcId = env.vpcID
-			req.PageSize = requests.NewInteger(1)
-			return probeCall(ctx, env.inv, "DescribeRouteTableList", func() (*vpc.DescribeRouteTableListResponse, error) { return env.vpc.DescribeRouteTableList(req) })
+			return probeCall(ctx, env.inv, "DescribeRouteTableList", func() *vpc.DescribeRouteTableListRequest {
+				req := vpc.CreateDescribeRouteTableListRequest()
+				req.VpcId = env.vpcID
+				req.PageSize = requests.NewInteger(1)
+				return req
+			}, env.vpc.DescribeRouteTableList)
 		},
 	},
 	{
 		Action: "vpc:DescribeRouteEntryList",
 		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
-			req := vpc.CreateDescribeRouteEntryListRequest()
-			req.RouteTableId = table
-			req.MaxResult = requests.NewInteger(1)
-			return probeCall(ctx, env.inv, "DescribeRouteEntryList", func() (*vpc.DescribeRouteEntryListResponse, error) { return env.vpc.DescribeRouteEntryList(req) })
+			return probeCall(ctx, env.inv, "DescribeRouteEntryList", func() *vpc.DescribeRouteEntryListRequest {
+				req := vpc.CreateDescribeRouteEntryListRequest()
+				req.RouteTableId = table
+				req.MaxResult = requests.NewInteger(1)
+				return req
+			}, env.vpc.DescribeRouteEntryList)
 		}),
 	},
 	{
 		Action: "vpc:CreateRouteEntries",
 		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
-			req := vpc.CreateCreateRouteEntriesRequest()
-			req.RouteEntries = &[]vpc.CreateRouteEntriesRouteEntries{{
-				RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
-				NextHopType: "Instance", Describption: probeDescription,
-			}}
-			return probeCall(ctx, env.inv, "CreateRouteEntries", func() (*vpc.CreateRouteEntriesResponse, error) { return env.vpc.CreateRouteEntries(req) })
+			return probeCall(ctx, env.inv, "CreateRouteEntries", func() *vpc.CreateRouteEntriesRequest {
+				req := vpc.CreateCreateRouteEntriesRequest()
+				req.RouteEntries = &[]vpc.CreateRouteEntriesRouteEntries{{
+					RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
+					NextHopType: "Instance", Describption: probeDescription,
+				}}
+				return req
+			}, env.vpc.CreateRouteEntries)
 		}),
 	},
 	{
 		Action: "vpc:DeleteRouteEntries",
 		Call: perTable(func(ctx context.Context, env probeEnv, table string) error {
-			req := vpc.CreateDeleteRouteEntriesRequest()
-			req.RouteEntries = &[]vpc.DeleteRouteEntriesRouteEntries{{
-				RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
-			}}
-			return probeCall(ctx, env.inv, "DeleteRouteEntries", func() (*vpc.DeleteRouteEntriesResponse, error) { return env.vpc.DeleteRouteEntries(req) })
+			return probeCall(ctx, env.inv, "DeleteRouteEntries", func() *vpc.DeleteRouteEntriesRequest {
+				req := vpc.CreateDeleteRouteEntriesRequest()
+				req.RouteEntries = &[]vpc.DeleteRouteEntriesRouteEntries{{
+					RouteTableId: table, DstCidrBlock: probeDestination, NextHop: probeNextHop,
+				}}
+				return req
+			}, env.vpc.DeleteRouteEntries)
 		}),
 	},
 	{
@@ -95,10 +107,12 @@ var permissionProbes = []permissionProbe{
 		Action: "vpc:ModifyRouteEntry",
 		Needed: func(c probeConfig) bool { return c.adopt },
 		Call: func(ctx context.Context, env probeEnv) error {
-			req := vpc.CreateModifyRouteEntryRequest()
-			req.RouteEntryId = probeEntryID
-			req.Description = probeDescription
-			return probeCall(ctx, env.inv, "ModifyRouteEntry", func() (*vpc.ModifyRouteEntryResponse, error) { return env.vpc.ModifyRouteEntry(req) })
+			return probeCall(ctx, env.inv, "ModifyRouteEntry", func() *vpc.ModifyRouteEntryRequest {
+				req := vpc.CreateModifyRouteEntryRequest()
+				req.RouteEntryId = probeEntryID
+				req.Description = probeDescription
+				return req
+			}, env.vpc.ModifyRouteEntry)
 		},
 	},
 }
@@ -106,8 +120,8 @@ var permissionProbes = []permissionProbe{
 // probeCall makes one call of a probe: rate-limited and counted like any
 // other, but never retried, since a busy VPC or a throttled call answers
 // the probe's question as well as a success (or says it cannot).
-func probeCall[T any](ctx context.Context, inv *invoker, action string, fn func() (T, error)) error {
-	if _, err := callOnce(ctx, inv, action, fn); err != nil {
+func probeCall[R requests.AcsRequest, T any](ctx context.Context, inv *invoker, action string, build func() R, send func(R) (T, error)) error {
+	if _, err := callOnce(ctx, inv, action, build, send); err != nil {
 		return err
 	}
 	return nil
