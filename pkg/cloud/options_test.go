@@ -17,7 +17,7 @@ func TestAddFlagsRegistersTheCloudFlags(t *testing.T) {
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	slices.Sort(names)
 	want := []string{
-		"cloud-burst", "cloud-call-timeout", "cloud-config", "cloud-insecure-http", "cloud-qps", "credentials-dir",
+		"cloud-burst", "cloud-call-timeout", "cloud-config", "cloud-insecure-http", "cloud-qps", "credential-source", "credentials-dir",
 		"ecs-endpoint", "instance-release-grace", "metadata-endpoint", "permission-check-interval", "ram-role", "region", "route-table-ids", "route-table-quota",
 		"route-wait-timeout", "sts-endpoint", "vpc-endpoint", "vpc-id",
 	}
