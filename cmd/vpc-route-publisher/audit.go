@@ -89,6 +89,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 		return nil, fmt.Errorf("the Kubernetes caches did not sync within %v; is the API server reachable and are nodes and the --cidr-source=%s resources readable?", auditSyncTimeout, v.mode)
 	}
 	o.cloud.AdoptUnmarked = v.cfg.Policy.AdoptUnmarked
+	o.cloud.SourceDestCheck = string(v.cfg.SourceDestCheck)
 	access, err := e.connect(ctx, o.cloud, v.cfg.Policy.ClusterID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Alibaba Cloud: %w", err)

@@ -120,6 +120,7 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	src.Start(ctx)
 
 	o.cloud.AdoptUnmarked = v.cfg.Policy.AdoptUnmarked
+	o.cloud.SourceDestCheck = string(v.cfg.SourceDestCheck)
 	access, err := connectCloud(ctx, o.cloud, v.cfg.Policy.ClusterID, reg, health, e)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -255,8 +255,8 @@ func newCloud(ctx context.Context, opts *Options, clusterID string, reg promethe
 			primary:     map[string]string{},
 		},
 	}
-	c.permissions = newPermissions(permissionProbes, probeConfig{adopt: opts.AdoptUnmarked},
-		probeEnv{vpcID: vpcID, vpc: vpcSvc, ecs: ecsSvc, inv: inv, tables: c.tables.Tables}, m, tu.now)
+	c.permissions = newPermissions(permissionProbes, probeConfig{adopt: opts.AdoptUnmarked, sourceDestCheck: opts.SourceDestCheck},
+		probeEnv{vpcID: vpcID, vpc: vpcSvc, ecs: ecsSvc, eni: ecsSvc, inv: inv, tables: c.tables.Tables}, m, tu.now)
 	c.instances.perms = c.permissions
 	inv.observe = c.permissions.observe
 	if err := c.checkVPC(ctx, vpcSvc, inv); err != nil {

@@ -64,6 +64,9 @@ type Options struct {
 	// AdoptUnmarked tells the cloud layer that ModifyRouteEntry is needed
 	// (--adopt-unmarked, a route flag the command copies here).
 	AdoptUnmarked bool
+	// SourceDestCheck is --source-dest-check (a route flag the command
+	// copies here): which ENI actions are needed.
+	SourceDestCheck string
 }
 
 // NewOptions returns the options with their defaults.

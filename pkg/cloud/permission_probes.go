@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
@@ -19,6 +20,7 @@ const (
 	probeDestination = "100.64.255.254/32"
 	probeNextHop     = "i-permissionprobe0000"
 	probeEntryID     = "rte-permissionprobe0000"
+	probeENIID       = "eni-permissionprobe0000"
 	probeDescription = "vpc-route-publisher permission probe"
 )
 
@@ -115,7 +117,57 @@ var permissionProbes = []permissionProbe{
 			}, env.vpc.ModifyRouteEntry)
 		},
 	},
+	{
+		// Without DryRun in its request, only a non-empty answer proves
+		// it: ECS answers a key without it with an empty list. Every
+		// instance has a primary ENI, so an empty list while
+		// DescribeInstances lists an instance of the VPC is a refusal.
+		Action: "ecs:DescribeNetworkInterfaces",
+		Needed: func(c probeConfig) bool { return c.sourceDestCheck != "" && c.sourceDestCheck != "ignore" },
+		Call: func(ctx context.Context, env probeEnv) error {
+			resp, err := callOnce(ctx, env.inv, "DescribeNetworkInterfaces", func() *ecs.DescribeNetworkInterfacesRequest {
+				req := ecs.CreateDescribeNetworkInterfacesRequest()
+				req.VpcId = env.vpcID
+				req.MaxResults = requests.NewInteger(1)
+				return req
+			}, env.eni.DescribeNetworkInterfaces)
+			switch {
+			case err != nil:
+				return err
+			case len(resp.NetworkInterfaceSets.NetworkInterfaceSet) > 0:
+				return nil
+			}
+			inst, ierr := callOnce(ctx, env.inv, "DescribeInstances", func() *ecs.DescribeInstancesRequest {
+				req := ecs.CreateDescribeInstancesRequest()
+				req.VpcId = env.vpcID
+				req.MaxResults = requests.NewInteger(1)
+				return req
+			}, env.ecs.DescribeInstances)
+			if ierr != nil || len(inst.Instances.Instance) == 0 {
+				return errEmptyAnswer
+			}
+			return fmt.Errorf("DescribeNetworkInterfaces listed no ENI although instance %s is in VPC %s: %w",
+				inst.Instances.Instance[0].InstanceId, env.vpcID, ErrPermissionDenied)
+		},
+	},
+	{
+		// Only --source-dest-check=disable writes ENIs; an ENI that cannot
+		// exist is named, with no attribute to change.
+		Action: "ecs:ModifyNetworkInterfaceAttribute",
+		Needed: func(c probeConfig) bool { return c.sourceDestCheck == "disable" },
+		Call: func(ctx context.Context, env probeEnv) error {
+			return probeCall(ctx, env.inv, "ModifyNetworkInterfaceAttribute", func() *ecs.ModifyNetworkInterfaceAttributeRequest {
+				req := ecs.CreateModifyNetworkInterfaceAttributeRequest()
+				req.NetworkInterfaceId = probeENIID
+				return req
+			}, env.eni.ModifyNetworkInterfaceAttribute)
+		},
+	},
 }
+
+// errEmptyAnswer is the outcome of a read without DryRun that listed
+// nothing: from ECS, that is also how a refusal looks, so it proves nothing.
+var errEmptyAnswer = errors.New("an empty answer, which is also how ECS refuses a key without the permission")
 
 // probeCall makes one call of a probe: rate-limited and counted like any
 // other, but never retried, since a busy VPC or a throttled call answers

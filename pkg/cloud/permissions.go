@@ -61,6 +61,9 @@ type permissionProbe struct {
 type probeConfig struct {
 	// adopt is --adopt-unmarked, the only user of ModifyRouteEntry.
 	adopt bool
+	// sourceDestCheck is --source-dest-check: disable reads and writes
+	// ENIs, report only reads them, ignore neither.
+	sourceDestCheck string
 }
 
 // probeEnv is what a probe calls with.
@@ -68,6 +71,7 @@ type probeEnv struct {
 	vpcID  string
 	vpc    vpcAPI
 	ecs    ecsAPI
+	eni    eniAPI
 	inv    *invoker
 	tables func(ctx context.Context) ([]route.TableInfo, error)
 }

@@ -293,12 +293,26 @@ func (s *Simulator) denied(c *call, code, perm, verdict string) *apiError {
 }
 
 // resourcesLocked returns the ARNs a call acts on, as RAM's authorization
-// tables of the VPC actions name them: the route table
+// tables name them: the ENI (acs:ecs:<region>:<account>:networkinterface/<id>)
+// and security groups of ModifyNetworkInterfaceAttribute; the route table
 // (acs:vpc:<region>:<account>:routetable/<id>) of route entry actions,
 // resolved from RouteEntryId where the call names an entry. Actions that
 // cannot be granted per resource act on "*". An entry that does not exist
 // names no resource.
 func (s *Simulator) resourcesLocked(c *call) []string {
+	if c.product == "ecs" && c.action == "ModifyNetworkInterfaceAttribute" {
+		// The ECS reference grants it on the ENI and, when the call names
+		// them, its security groups.
+		prefix := "acs:ecs:" + s.st.region + ":" + s.st.account + ":"
+		out := []string{prefix + "networkinterface/" + c.get("NetworkInterfaceId")}
+		for name, vs := range c.params {
+			if strings.HasPrefix(name, "SecurityGroupId.") && len(vs) > 0 {
+				out = append(out, prefix+"securitygroup/"+vs[0])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 	if c.product != "vpc" {
 		return []string{"*"}
 	}

@@ -369,3 +369,30 @@ func TestScopedPolicyVariant(t *testing.T) {
 		t.Fatalf("reads are not scoped: %v", err)
 	}
 }
+
+// TestENIWriteIsGrantedPerNetworkInterface: the shipped policy grants
+// ModifyNetworkInterfaceAttribute on networkinterface ARNs, which the
+// simulator names from the call.
+func TestENIWriteIsGrantedPerNetworkInterface(t *testing.T) {
+	ts := start(t, alisim.Options{RAMPolicy: shippedPolicy(t, "ram-policy.json")})
+	enis, err := ts.Sim.NetworkInterfaces("i-2vcxxr")
+	if err != nil || len(enis) == 0 {
+		t.Fatalf("ENIs of i-2vcxxr: %v %v", enis, err)
+	}
+	e := ecsClient(t, ts, testCred())
+	req := ecs.CreateModifyNetworkInterfaceAttributeRequest()
+	req.NetworkInterfaceId = enis[0].ID
+	req.SourceDestCheck = requests.NewBoolean(false)
+	if _, err := e.ModifyNetworkInterfaceAttribute(req); err != nil {
+		t.Fatalf("granted on networkinterface/*: %v", err)
+	}
+	narrow := mustPolicy(t, `{"Version":"1","Statement":[{"Effect":"Allow","Action":"ecs:ModifyNetworkInterfaceAttribute","Resource":"acs:ecs:*:*:networkinterface/eni-other"}]}`)
+	if err := ts.Sim.SetAccessKeyPolicy(testKeyID, narrow); err != nil {
+		t.Fatal(err)
+	}
+	req = ecs.CreateModifyNetworkInterfaceAttributeRequest()
+	req.NetworkInterfaceId = enis[0].ID
+	req.SourceDestCheck = requests.NewBoolean(true)
+	_, err = e.ModifyNetworkInterfaceAttribute(req)
+	wantServerError(t, err, alisim.CodeForbiddenRAM, http.StatusForbidden)
+}
