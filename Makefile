@@ -18,7 +18,7 @@ build: ## Build the publisher and the simulator into bin/.
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: unit deploy-check e2e ## Run every test: unit, deploy/ checks and end-to-end.
+test: unit deploy-check image-test e2e ## Run every test: unit, deploy/ checks, the image build and end-to-end.
 
 # The unit tests run under the race detector (cgo, which the static release
 # build turns off); deploy/ is tested by deploy-check, with the tools it needs.
@@ -62,12 +62,45 @@ $(BIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum
 $(BIN)/kube-apiserver: hack/tools/kube-apiserver/go.mod hack/tools/kube-apiserver/go.sum
 	cd hack/tools/kube-apiserver && $(TOOLS_GO) build -trimpath -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
+# The release image (docs/deployment.md): hack/image cross-compiles the static
+# binaries and assembles a multi-arch OCI image index with go-containerregistry,
+# no container engine and no registry involved. Every timestamp is the commit
+# time, so the same commit gives the same digest. The tool is a file target
+# like the pinned tools; the CA bundle comes from Debian's ca-certificates.
+IMAGE_NAME      ?= vpc-route-publisher
+IMAGE_TAG       ?= $(VERSION)
+IMAGE_DIR       := $(BIN)/image
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+REVISION        ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+
+$(BIN)/image-tool: hack/image/go.mod hack/image/go.sum $(filter-out %_test.go,$(wildcard hack/image/*.go))
+	cd hack/image && $(TOOLS_GO) build -trimpath -o $@ .
+
+.PHONY: image
+image: $(BIN)/image-tool ## Build the multi-arch release image into bin/image (OCI layout, archive, SPDX SBOMs).
+	hack/ensure-deb.sh ca-certificates
+	$(BIN)/image-tool build --repo=$(CURDIR) --out=$(IMAGE_DIR) --name=$(IMAGE_NAME) \
+	  --platforms=$(IMAGE_PLATFORMS) --version=$(IMAGE_TAG) --revision=$(REVISION) --created=$(SOURCE_DATE_EPOCH) \
+	  --ldflags='$(LDFLAGS)' --ca-bundle-version="$$(dpkg-query -W -f='$${Version}' ca-certificates)"
+
+.PHONY: image-push
+image-push: $(BIN)/image-tool ## Push the index of `make image` as $(REGISTRY)/vpc-route-publisher:$(IMAGE_TAG).
+	@test -n "$(REGISTRY)" || { echo 'usage: make image-push REGISTRY=<your-registry>[/<path>]' >&2; exit 2; }
+	$(BIN)/image-tool push --layout=$(IMAGE_DIR)/oci --ref=$(REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG)
+
+.PHONY: image-test
+image-test: ## Test the image build: reproducible, both variants inspected, SBOM, push to a loopback registry.
+	hack/ensure-deb.sh ca-certificates
+	cd hack/image && GOTOOLCHAIN=local $(GO) test -count=1 -timeout 30m ./...
+
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version.
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: e2e
-e2e: tools build ## Run the end-to-end suite (etcd, kube-apiserver, alisim and the built binaries on loopback).
+e2e: tools build image ## Run the end-to-end suite (etcd, kube-apiserver, alisim, the built binaries and the release image in podman, on loopback).
+	hack/ensure-deb.sh podman runc
 	$(GO) test -tags e2e -count=1 -timeout 30m ./e2e/...
 
 .PHONY: demo
