@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -308,7 +308,7 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 		if s.calico != nil && !s.calico.synced() && !s.calico.unavailable() {
 			// Calico's blocks may be the routes: an empty cache must not
 			// read as a cluster without them.
-			return nil, nil, fmt.Errorf("Calico IPAM cache: %w", ErrNotSynced)
+			return nil, nil, fmt.Errorf("cache of Calico IPAM: %w", ErrNotSynced)
 		}
 		claims, problems = nodeClaims(nodes, s.opts.ClusterCIDRs)
 		if s.pools.synced() {
@@ -329,7 +329,7 @@ func (s *Source) Routes(ctx context.Context) ([]route.Route, []route.Problem, er
 		claims, problems, notes = append(claims, c...), append(problems, ps...), ns
 	case ModeCalico:
 		if !s.calico.synced() {
-			return nil, nil, fmt.Errorf("Calico IPAM cache: %w", ErrNotSynced)
+			return nil, nil, fmt.Errorf("cache of Calico IPAM: %w", ErrNotSynced)
 		}
 		res := calicoClaims(s.calico.snapshot(), s.opts.ClusterCIDRs)
 		claims, problems, notes = res.claims, res.problems, res.notes
