@@ -84,8 +84,18 @@ func calicoClaims(st calicoState, clusterCIDRs []netip.Prefix) calicoResult {
 		return calicoPool{}, false
 	}
 
+	// emptyBlocks are the blocks known to hold no address; only read for
+	// disabled pools, whose blocks are routed while in use.
+	emptyBlocks := map[netip.Prefix]bool{}
+	if st.blocksKnown {
+		for _, u := range st.blocks {
+			if b, err := decodeBlock(u); err == nil && b.allocated == 0 {
+				emptyBlocks[b.cidr] = true
+			}
+		}
+	}
 	byNode := map[string][]calicoAffinity{}
-	tunnelBlocks := map[string]int{}
+	tunnelBlocks, drained := map[string]int{}, map[string]int{}
 	outside := map[string][]netip.Prefix{}
 	for _, u := range st.affinities {
 		a, err := decodeAffinity(u)
@@ -110,6 +120,12 @@ func calicoClaims(st calicoState, clusterCIDRs []netip.Prefix) calicoResult {
 			tunnelBlocks[pool.name]++
 			continue
 		case !pool.workload:
+			continue
+		case pool.disabled && emptyBlocks[a.cidr]:
+			// A disabled pool's block whose pods are gone: Calico
+			// releases it later (or never, if it is the node's only
+			// block), but nothing in it needs a route any more.
+			drained[pool.name]++
 			continue
 		}
 		if !inClusterCIDR(a.cidr, clusterCIDRs) {
@@ -142,8 +158,8 @@ func calicoClaims(st calicoState, clusterCIDRs []netip.Prefix) calicoResult {
 		case p.disabled && p.workload:
 			res.notes = append(res.notes, route.Note{
 				Object: p.object(),
-				Message: fmt.Sprintf("IPPool %s (%s) is disabled: its confirmed blocks stay routed while their pods keep their addresses; Calico releases the affinity of a block once it is empty.",
-					p.name, p.cidr),
+				Message: fmt.Sprintf("IPPool %s (%s) is disabled: its confirmed blocks stay routed while they hold addresses (%d empty blocks are not routed).",
+					p.name, p.cidr, drained[p.name]),
 			})
 		}
 	}

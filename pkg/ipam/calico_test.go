@@ -232,7 +232,7 @@ func TestCalicoInvalidObjects(t *testing.T) {
 
 // TestCalicoPoolFiltering: blocks of tunnelled pools (IPIP or VXLAN,
 // Always or CrossSubnet) need no VPC route; pools without modes are
-// Never; disabled pools stay routed while Calico keeps their blocks;
+// Never; disabled pools' blocks stay routed while they hold addresses;
 // load-balancer pools are not pods'. Tunnelled pools are noted.
 func TestCalicoPoolFiltering(t *testing.T) {
 	forBothGroups(t, func(t *testing.T, fx calicoFixture) {
@@ -256,8 +256,13 @@ func TestCalicoPoolFiltering(t *testing.T) {
 			fx.affinity("node-b", "10.244.64.0/26", "confirmed", false),
 			fx.affinity("node-b", "10.244.96.0/26", "confirmed", false),
 			fx.affinity("node-b", "10.244.112.0/26", "confirmed", false),
+			fx.affinity("node-b", "10.244.64.64/26", "confirmed", false),
 			// In no pool: the pool was deleted while in use.
 			fx.affinity("node-c", "10.244.200.0/26", "confirmed", false),
+			// The disabled pool's first block still holds a pod, the
+			// second is empty (drained).
+			fx.block("10.244.64.0/26", "node-b", "node-b"),
+			fx.block("10.244.64.64/26", "node-b", ""),
 		))
 		want := []string{
 			"node-a 10.244.0.0/26", "node-a 10.244.16.0/26",
@@ -274,7 +279,7 @@ func TestCalicoPoolFiltering(t *testing.T) {
 		joined := strings.Join(notes, "\n")
 		for _, s := range []string{"IPPool/ipip: IPPool ipip (10.244.32.0/20, ipipMode Always, vxlanMode Never) is tunnelled: its 1 confirmed blocks",
 			"IPPool/vxlan-cross: IPPool vxlan-cross (10.244.48.0/20, ipipMode Never, vxlanMode CrossSubnet) is tunnelled",
-			"IPPool/draining: IPPool draining (10.244.64.0/20) is disabled"} {
+			"IPPool/draining: IPPool draining (10.244.64.0/20) is disabled: its confirmed blocks stay routed while they hold addresses (1 empty blocks are not routed)"} {
 			if !strings.Contains(joined, s) {
 				t.Errorf("notes lack %q:\n%s", s, joined)
 			}
@@ -687,4 +692,30 @@ func TestCalicoFixturesMatchCRDs(t *testing.T) {
 			t.Error("a pool with ipipMode Sometimes passed validation")
 		}
 	})
+}
+
+func TestBlockChanged(t *testing.T) {
+	fx := calicoFixture{api: CalicoV1}
+	base := fx.block("10.244.0.0/26", "node-a", "node-a", "")
+	for name, tt := range map[string]struct {
+		n    *unstructured.Unstructured
+		want bool
+	}{
+		"allocation churn":  {fx.block("10.244.0.0/26", "node-a", "", "node-a", "node-a"), false},
+		"emptied":           {fx.block("10.244.0.0/26", "node-a", "", ""), true},
+		"borrowed":          {fx.block("10.244.0.0/26", "node-a", "node-a", "node-b"), true},
+		"affinity released": {fx.block("10.244.0.0/26", "", "node-a", ""), true},
+	} {
+		if got := blockChanged(base, tt.n); got != tt.want {
+			t.Errorf("%s: blockChanged = %v, want %v", name, got, tt.want)
+		}
+	}
+	trimmed, _ := trimBlock(fx.block("10.244.0.0/26", "node-a", "node-b"))
+	b, err := decodeBlock(trimmed.(*unstructured.Unstructured))
+	if err != nil || b.foreign["node-b"] != 1 {
+		t.Errorf("a trimmed block decodes as %+v, %v; want node-b's borrowed address kept", b, err)
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(trimmed.(*unstructured.Unstructured).Object, "spec", "unallocated"); found {
+		t.Error("trimBlock kept spec.unallocated")
+	}
 }

@@ -113,15 +113,17 @@ func specChanged(o, n *unstructured.Unstructured) bool {
 }
 
 // blockChanged ignores allocation churn: a block is rewritten on every pod
-// start and stop, but only its affinity, its deletion and who holds its
-// addresses matter to the routes and the borrowing check.
+// start and stop, but only its affinity, its deletion, whether it is empty
+// (disabled pools) and who holds its addresses matter to the routes and the
+// borrowing check.
 func blockChanged(o, n *unstructured.Unstructured) bool {
 	a, errA := decodeBlock(o)
 	b, errB := decodeBlock(n)
 	if errA != nil || errB != nil {
 		return true
 	}
-	return a.cidr != b.cidr || a.host != b.host || a.deleted != b.deleted || !reflect.DeepEqual(a.foreign, b.foreign)
+	return a.cidr != b.cidr || a.host != b.host || a.deleted != b.deleted || (a.allocated == 0) != (b.allocated == 0) ||
+		!reflect.DeepEqual(a.foreign, b.foreign)
 }
 
 func trimManaged(obj any) (any, error) {
