@@ -7,17 +7,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
 
 // The node cache keeps exactly what the publisher reads: identity, labels,
-// creation time, spec, addresses and conditions.
+// creation time, spec, addresses, conditions and the record of its own
+// condition (which tells ours from another's).
 func TestTrimCachedKeepsWhatThePublisherReads(t *testing.T) {
 	created := metav1.Now()
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "cn-chengdu.i-2vcxxr", UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
 			Labels:        map[string]string{"route.vpc-route-publisher.io/exclude": "true"},
-			Annotations:   map[string]string{"node.alpha.kubernetes.io/ttl": "0"},
+			Annotations:   map[string]string{"node.alpha.kubernetes.io/ttl": "0", route.ConditionAnnotation: "True,NoRouteCreated,2026-12-01T05:00:00Z"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
 		},
 		Spec: corev1.NodeSpec{PodCIDR: "10.244.0.0/24", PodCIDRs: []string{"10.244.0.0/24"}, ProviderID: "alicloud://cn-chengdu.i-2vcxxr"},
@@ -30,7 +33,7 @@ func TestTrimCachedKeepsWhatThePublisherReads(t *testing.T) {
 		},
 	}
 	want := n.DeepCopy()
-	want.Annotations, want.ManagedFields = nil, nil
+	want.Annotations, want.ManagedFields = map[string]string{route.ConditionAnnotation: "True,NoRouteCreated,2026-12-01T05:00:00Z"}, nil
 	want.Status = corev1.NodeStatus{Addresses: n.Status.Addresses, Conditions: n.Status.Conditions}
 
 	got, err := trimCached(n)

@@ -271,10 +271,15 @@ func trimCached(obj any) (any, error) {
 }
 
 // trimNode drops what the publisher never reads from the nodes it caches:
-// annotations and every status field but addresses and conditions. A
-// kubelet's node carries ~50 container images and its capacity, volumes and
-// system info in its status: at 5000 nodes that is most of the cache.
+// every annotation but the record of its own node condition, and every
+// status field but addresses and conditions. A kubelet's node carries ~50
+// container images and its capacity, volumes and system info in its status:
+// at 5000 nodes that is most of the cache.
 func trimNode(n *corev1.Node) {
+	record, ok := n.Annotations[route.ConditionAnnotation]
 	n.Annotations = nil
+	if ok {
+		n.Annotations = map[string]string{route.ConditionAnnotation: record}
+	}
 	n.Status = corev1.NodeStatus{Addresses: n.Status.Addresses, Conditions: n.Status.Conditions}
 }

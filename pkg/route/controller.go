@@ -33,6 +33,7 @@ const (
 	DefaultMinRetryDelay     = time.Second
 	DefaultMaxRetryDelay     = 5 * time.Minute
 	DefaultMaxRetryableDelay = 30 * time.Second
+	DefaultSafetyValveWindow = 10 * time.Minute
 )
 
 // CCMExcludeNodeLabel is the cloud-controller-manager's label excluding a
@@ -84,6 +85,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.ResyncPeriod <= 0 {
 		c.ResyncPeriod = DefaultResyncPeriod
+	}
+	if c.Policy.SafetyValveWindow <= 0 {
+		c.Policy.SafetyValveWindow = DefaultSafetyValveWindow
 	}
 	if c.Coalesce <= 0 {
 		c.Coalesce = DefaultCoalesce

@@ -213,13 +213,13 @@ func TestControllerSafetyValve(t *testing.T) {
 	h.start() // an empty node list, as after a bad restore
 
 	h.eventually("valve tripped", func() bool {
-		return testutil.ToFloat64(h.metrics.SafetyValveTripped) == 1 && h.hasEvent("cn-chengdu.i-a", EventSafetyValveTripped, "withholding 3 route deletion(s) of 3")
+		return testutil.ToFloat64(h.metrics.SafetyValveTripped.WithLabelValues(CauseNodeDeleted)) == 1 && h.hasEvent("cn-chengdu.i-a", EventSafetyValveTripped, "withholding 3 route deletion(s) of 3")
 	})
 	h.settledPass()
 	if got := h.cloud.snapshot(); !equalStrings(got, before) {
 		t.Fatalf("valve tripped but entries changed: %v", got)
 	}
-	if got := testutil.ToFloat64(h.metrics.SafetyValveTrips); got != 1 {
+	if got := testutil.ToFloat64(h.metrics.SafetyValveTrips.WithLabelValues(CauseNodeDeleted)); got != 1 {
 		t.Errorf("trips_total = %v, want 1 (counted once while tripped)", got)
 	}
 	if got := h.entries("vtb-1", EntriesUnexpected); got != 3 {
@@ -243,7 +243,7 @@ func TestControllerSafetyValve(t *testing.T) {
 		}
 	}
 	h.eventually("valve closed, stale route deleted", func() bool {
-		return testutil.ToFloat64(h.metrics.SafetyValveTripped) == 0 &&
+		return testutil.ToFloat64(h.metrics.SafetyValveTripped.WithLabelValues(CauseNodeDeleted)) == 0 &&
 			h.has(entry("vtb-1", "10.0.1.0/24", "i-a"), entry("vtb-1", "10.0.2.0/24", "i-b"), entry("vtb-1", "10.0.4.0/24", "i-d"))
 	})
 }
@@ -366,8 +366,9 @@ func TestControllerConditionWaitsForEveryTable(t *testing.T) {
 		return h.entries("vtb-2", EntriesPending) == 1 && h.entries("vtb-1", EntriesPresent) == 1
 	})
 	h.settledPass()
-	if c := h.condition("cn-chengdu.i-a"); c != nil {
-		t.Fatalf("condition set while a table is Pending: %+v", c)
+	// First sight: the node is held unavailable until its route is.
+	if c := h.condition("cn-chengdu.i-a"); c == nil || c.Status != corev1.ConditionTrue || c.Reason != ConditionReasonNoRouteCreated {
+		t.Fatalf("condition while a table is Pending = %+v, want True/NoRouteCreated", c)
 	}
 	if h.hasEvent("cn-chengdu.i-a", EventRoutePublished, "") {
 		t.Fatal("RoutePublished before Available everywhere")
@@ -674,8 +675,10 @@ func TestMetricNamesMatchTheContract(t *testing.T) {
 		"vpc_route_publisher_route_writes_total":                     "operation,result",
 		"vpc_route_publisher_last_successful_sync_timestamp_seconds": "",
 		"vpc_route_publisher_leader":                                 "",
-		"vpc_route_publisher_safety_valve_tripped":                   "",
-		"vpc_route_publisher_safety_valve_trips_total":               "",
+		"vpc_route_publisher_safety_valve_tripped":                   "cause",
+		"vpc_route_publisher_safety_valve_trips_total":               "cause",
+		"vpc_route_publisher_safety_valve_window_base":               "",
+		"vpc_route_publisher_safety_valve_budget_remaining":          "",
 		"vpc_route_publisher_dry_run":                                "",
 	}
 	// problems{reason} has no series while there is no problem.

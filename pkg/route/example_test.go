@@ -27,7 +27,7 @@ func ExampleDiff() {
 		// Ours, for a node deleted while the controller was down.
 		{Table: "vtb-1", Destination: p("10.0.9.0/24"), NextHop: "i-z", Owner: "prod", Node: "node-z", Status: route.StatusAvailable},
 	}
-	plan := route.Diff(desired, current, policy)
+	plan := route.Diff(desired, current, policy, route.Facts{})
 	fmt.Println("create:", plan.Create)
 	fmt.Println("delete:", plan.Delete)
 	fmt.Println("in sync:", plan.InSync)

@@ -41,8 +41,10 @@ type Metrics struct {
 	RouteWrites        *prometheus.CounterVec
 	LastSuccessfulSync prometheus.Gauge
 	Leader             prometheus.Gauge
-	SafetyValveTripped prometheus.Gauge
-	SafetyValveTrips   prometheus.Counter
+	SafetyValveTripped *prometheus.GaugeVec
+	SafetyValveTrips   *prometheus.CounterVec
+	SafetyValveBase    prometheus.Gauge
+	SafetyValveBudget  prometheus.Gauge
 	DryRun             prometheus.Gauge
 
 	reg       prometheus.Registerer
@@ -98,13 +100,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: metricsNamespace, Name: "leader",
 			Help: "1 when this replica holds the leader lease.",
 		}),
-		SafetyValveTripped: prometheus.NewGauge(prometheus.GaugeOpts{
+		SafetyValveTripped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "safety_valve_tripped",
-			Help: "1 while deletions are withheld because a pass would delete more than the allowed fraction of owned entries.",
-		}),
-		SafetyValveTrips: prometheus.NewCounter(prometheus.CounterOpts{
+			Help: "1 while the deletion safety valve withholds deletions of this cause: node-deleted or instance-released (more than --max-delete-ratio of the owned entries in one pass), not-desired (more than --max-delete-ratio of the owned entries at the start of the --safety-valve-window).",
+		}, []string{"cause"}),
+		SafetyValveTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "safety_valve_trips_total",
-			Help: "Times the deletion safety valve tripped (counted when it starts withholding).",
+			Help: "Times the deletion safety valve tripped, by cause (counted when it starts withholding).",
+		}, []string{"cause"}),
+		SafetyValveBase: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "safety_valve_window_base",
+			Help: "Owned entries at the start of the safety valve's window, the base of its not-desired budget.",
+		}),
+		SafetyValveBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "safety_valve_budget_remaining",
+			Help: "Deletions of routes of existing nodes (cause not-desired) the safety valve still allows in its window; -1 when the valve is disabled.",
 		}),
 		DryRun: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "dry_run",
@@ -117,7 +127,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.RouteEntries, m.QuotaUsed, m.QuotaLimit, m.Problems, m.ReconcileDuration, m.Reconciles,
 		m.Convergence, m.RouteWrites, m.LastSuccessfulSync, m.Leader, m.SafetyValveTripped,
-		m.SafetyValveTrips, m.DryRun,
+		m.SafetyValveTrips, m.SafetyValveBase, m.SafetyValveBudget, m.DryRun,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -128,6 +138,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	// absent() alerts work before the first failure.
 	for _, r := range []string{ResultSuccess, ResultPartial, ResultError} {
 		m.Reconciles.WithLabelValues(r)
+	}
+	for _, cause := range Causes {
+		m.SafetyValveTripped.WithLabelValues(cause)
+		m.SafetyValveTrips.WithLabelValues(cause)
 	}
 	return m, nil
 }
@@ -191,6 +205,16 @@ func (m *Metrics) setProblems(problems []Problem) {
 		m.reasons[r] = true
 		m.Problems.WithLabelValues(r).Set(float64(len(objs)))
 	}
+}
+
+// setValve publishes the valve's state: which causes it withholds and the
+// budget left in its window.
+func (m *Metrics) setValve(v ValveState, tripped map[string]bool) {
+	for _, cause := range Causes {
+		m.SafetyValveTripped.WithLabelValues(cause).Set(boolFloat(tripped[cause]))
+	}
+	m.SafetyValveBase.Set(float64(v.Base))
+	m.SafetyValveBudget.Set(float64(v.Remaining))
 }
 
 func boolFloat(b bool) float64 {

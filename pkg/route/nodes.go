@@ -81,6 +81,15 @@ func (r *resolver) InstanceID(ctx context.Context, n NodeRef) (string, error) {
 	return id, nil
 }
 
+// lastKnown returns the instance the node was last mapped to, whatever
+// its provider ID and addresses are now.
+func (r *resolver) lastKnown(node string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, ok := r.cache[node]
+	return res.instance, ok
+}
+
 // forget drops the mapping of a node, e.g. when its instance was released.
 func (r *resolver) forget(node string) {
 	r.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 )
 
@@ -28,7 +29,12 @@ type observation struct {
 	nodes map[string]*corev1.Node
 	// status is the status of the instances of desired and owned routes;
 	// nil when it could not be read.
-	status   map[string]string
+	status map[string]string
+	// kept are the slots of owned entries kept for nodes whose instance
+	// could not be looked up: unverified, never published.
+	kept map[Key]bool
+	// existing are the names of every node, for the causes of deletions.
+	existing map[string]bool
 	problems []Problem
 	// notes are the source's notes (NoteSource), for the report.
 	notes []Note
@@ -65,6 +71,14 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 	if ns, ok := c.source.(NoteSource); ok {
 		obs.notes = ns.Notes()
 	}
+	all, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	obs.existing = make(map[string]bool, len(all))
+	for _, n := range all {
+		obs.existing[n.Name] = true
+	}
 
 	owned := map[netip.Prefix][]Route{}
 	for _, r := range current {
@@ -80,6 +94,7 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 	// resolved are desired routes with a next hop, not yet expanded; kept
 	// are existing owned entries of nodes that could not be resolved.
 	var resolved, kept []Route
+	obs.kept = map[Key]bool{}
 	for _, name := range sortedKeys(byNode) {
 		routes := byNode[name]
 		n, err := c.nodes.Get(name)
@@ -111,10 +126,18 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 			}
 			obs.problems = append(obs.problems, Problem{Object: "Node/" + name, Node: name, Reason: reason, Message: msg})
 			// Not knowing the instance is no reason to remove the
-			// node's routes: keep whatever owned entry it has.
+			// node's routes: keep the owned entries whose marker names
+			// this node (and its last known instance), never another
+			// node's entry on a reused CIDR.
+			last, known := c.resolver.lastKnown(name)
 			for _, r := range routes {
 				for _, e := range owned[r.Destination.Masked()] {
-					kept = append(kept, Route{Table: e.Table, Destination: e.Destination.Masked(), NextHop: e.NextHop, Node: name})
+					if e.Node != name || known && e.NextHop != last {
+						continue
+					}
+					k := Route{Table: e.Table, Destination: e.Destination.Masked(), NextHop: e.NextHop, Node: name}
+					kept = append(kept, k)
+					obs.kept[k.Key()] = true
 				}
 			}
 			continue
@@ -171,10 +194,25 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 		}
 	}
 	obs.desired = append(obs.desired, kept...)
-	obs.plan = Diff(obs.desired, current, c.cfg.Policy)
+	obs.plan = Diff(obs.desired, current, c.cfg.Policy, c.facts(obs))
 	obs.problems = append(obs.problems, obs.plan.Problems...)
 	c.observeSourceDestChecks(ctx, obs)
 	return obs, nil
+}
+
+// facts are what the plan needs to know about nodes and instances to tell
+// the causes of deletions apart, and the valve's memory.
+func (c *Controller) facts(obs *observation) Facts {
+	f := Facts{Nodes: obs.existing, Now: c.clock.Now(), Window: c.state.window}
+	if obs.status != nil {
+		f.Released = map[string]bool{}
+		for _, r := range obs.current {
+			if _, ok := obs.status[r.NextHop]; !ok && c.cfg.Policy.Owns(r) {
+				f.Released[r.NextHop] = true
+			}
+		}
+	}
+	return f
 }
 
 func mapKeys[V any](m map[string]V) map[string]bool {

@@ -14,12 +14,13 @@ import (
 // them with AddPolicyFlags (audit and run) and AddRunFlags (run only), then
 // turn them into a Config.
 type Options struct {
-	ClusterID        string
-	ClusterCIDRs     []string
-	AdoptUnmarked    bool
-	MaxDeleteRatio   float64
-	ExcludeNodeLabel string
-	SourceDestCheck  string
+	ClusterID         string
+	ClusterCIDRs      []string
+	AdoptUnmarked     bool
+	MaxDeleteRatio    float64
+	SafetyValveWindow time.Duration
+	ExcludeNodeLabel  string
+	SourceDestCheck   string
 
 	DryRun           bool
 	ResyncPeriod     time.Duration
@@ -30,12 +31,13 @@ type Options struct {
 // NewOptions returns the options with their defaults.
 func NewOptions() *Options {
 	return &Options{
-		MaxDeleteRatio:   0.5,
-		ExcludeNodeLabel: DefaultExcludeNodeLabel,
-		SourceDestCheck:  string(SourceDestCheckDisable),
-		ResyncPeriod:     DefaultResyncPeriod,
-		Coalesce:         DefaultCoalesce,
-		SetNodeCondition: true,
+		MaxDeleteRatio:    0.5,
+		SafetyValveWindow: DefaultSafetyValveWindow,
+		ExcludeNodeLabel:  DefaultExcludeNodeLabel,
+		SourceDestCheck:   string(SourceDestCheckDisable),
+		ResyncPeriod:      DefaultResyncPeriod,
+		Coalesce:          DefaultCoalesce,
+		SetNodeCondition:  true,
 	}
 }
 
@@ -45,7 +47,8 @@ func (o *Options) AddPolicyFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Cluster ID written in the ownership marker of every route entry (required).")
 	fs.StringSliceVar(&o.ClusterCIDRs, "cluster-cidr", o.ClusterCIDRs, "Comma-separated IPv4/IPv6 prefixes holding the pod CIDRs (required); only entries inside them are ever considered ours.")
 	fs.BoolVar(&o.AdoptUnmarked, "adopt-unmarked", o.AdoptUnmarked, "Adopt unmarked Instance routes inside the cluster CIDRs that exactly match a desired route (migration from the cloud-controller-manager).")
-	fs.Float64Var(&o.MaxDeleteRatio, "max-delete-ratio", o.MaxDeleteRatio, "Safety valve: a pass that would delete more than this fraction of the owned entries (across more than one node) deletes nothing; 1 disables it.")
+	fs.Float64Var(&o.MaxDeleteRatio, "max-delete-ratio", o.MaxDeleteRatio, "Safety valve: the fraction of the owned entries that may be deleted (for more than one node) in one pass when their nodes are gone, and within --safety-valve-window when their nodes still exist but no longer want them; deletions beyond it are withheld. 1 disables it.")
+	fs.DurationVar(&o.SafetyValveWindow, "safety-valve-window", o.SafetyValveWindow, "Sliding window over which deletions of routes of nodes that still exist are bounded by --max-delete-ratio of the owned entries counted at its start.")
 	fs.StringVar(&o.SourceDestCheck, "source-dest-check", o.SourceDestCheck, "What to do about the source/destination check of the ENI receiving each node's routed traffic (the instance's primary ENI): disable turns it off, report only reports it, ignore does neither. While it is on (disable, report), the node's route does not count as published.")
 	fs.StringVar(&o.ExcludeNodeLabel, "exclude-node-label", o.ExcludeNodeLabel, "Nodes with this label set to \"true\" get no route ("+CCMExcludeNodeLabel+" is always honoured).")
 }
@@ -81,6 +84,9 @@ func (o *Options) Config() (Config, error) {
 	if o.MaxDeleteRatio < 0 || o.MaxDeleteRatio > 1 {
 		return Config{}, fmt.Errorf("--max-delete-ratio must be between 0 and 1, not %v", o.MaxDeleteRatio)
 	}
+	if o.SafetyValveWindow <= 0 {
+		return Config{}, fmt.Errorf("--safety-valve-window must be positive, not %v", o.SafetyValveWindow)
+	}
 	if o.ResyncPeriod <= 0 {
 		return Config{}, fmt.Errorf("--resync-period must be positive, not %v", o.ResyncPeriod)
 	}
@@ -96,10 +102,11 @@ func (o *Options) Config() (Config, error) {
 	}
 	cfg := Config{
 		Policy: Policy{
-			ClusterID:      o.ClusterID,
-			ClusterCIDRs:   cidrs,
-			MaxDeleteRatio: o.MaxDeleteRatio,
-			AdoptUnmarked:  o.AdoptUnmarked,
+			ClusterID:         o.ClusterID,
+			ClusterCIDRs:      cidrs,
+			MaxDeleteRatio:    o.MaxDeleteRatio,
+			SafetyValveWindow: o.SafetyValveWindow,
+			AdoptUnmarked:     o.AdoptUnmarked,
 		},
 		DryRun:           o.DryRun,
 		ResyncPeriod:     o.ResyncPeriod,

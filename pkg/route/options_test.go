@@ -24,16 +24,17 @@ func TestOptions(t *testing.T) {
 
 	cfg, err := parse("--cluster-id=prod", "--cluster-cidr=10.0.0.0/16,fd00:10::/56", "--adopt-unmarked",
 		"--max-delete-ratio=0.25", "--dry-run", "--resync-period=1m", "--sync-coalesce=1s", "--set-node-condition=false",
-		"--exclude-node-label=example.com/no-route", "--source-dest-check=report")
+		"--exclude-node-label=example.com/no-route", "--source-dest-check=report", "--safety-valve-window=20m")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
 		Policy: Policy{
-			ClusterID:      "prod",
-			ClusterCIDRs:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16"), netip.MustParsePrefix("fd00:10::/56")},
-			MaxDeleteRatio: 0.25,
-			AdoptUnmarked:  true,
+			ClusterID:         "prod",
+			ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16"), netip.MustParsePrefix("fd00:10::/56")},
+			MaxDeleteRatio:    0.25,
+			SafetyValveWindow: 20 * time.Minute,
+			AdoptUnmarked:     true,
 		},
 		DryRun: true, ResyncPeriod: time.Minute, Coalesce: time.Second, SetNodeCondition: false,
 		ExcludeNodeLabel: "example.com/no-route", SourceDestCheck: SourceDestCheckReport,

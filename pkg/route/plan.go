@@ -3,8 +3,10 @@ package route
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Policy is what Diff needs to know besides the two states: whose entries
@@ -16,11 +18,15 @@ type Policy struct {
 	// lies inside one of them, whatever its marker says. Desired routes
 	// outside them are refused (they could never be garbage-collected).
 	ClusterCIDRs []netip.Prefix
-	// MaxDeleteRatio is the safety valve: a pass that would delete more
-	// than this fraction of the owned entries deletes nothing. 1 or more
-	// disables the valve; 0 withholds every deletion that spans more than
-	// one node.
+	// MaxDeleteRatio is the safety valve: the fraction of the owned entries
+	// that may be deleted, per pass for deletions whose node is gone or
+	// whose instance was released, per SafetyValveWindow for deletions of
+	// routes of nodes that still exist. 1 or more disables the valve; 0
+	// withholds every deletion that spans more than one node.
 	MaxDeleteRatio float64
+	// SafetyValveWindow is the sliding window over which the deletions of
+	// routes of existing nodes are bounded (see Diff).
+	SafetyValveWindow time.Duration
 	// AdoptUnmarked lets the publisher take over unmarked Instance entries
 	// inside the cluster CIDRs that exactly match a desired route (migration
 	// from the cloud-controller-manager).
@@ -143,9 +149,11 @@ type Plan struct {
 	Deferred []Route `json:"deferred,omitempty"`
 	// Withheld are the deletions the safety valve held back.
 	Withheld []Route `json:"withheld,omitempty"`
-	// SafetyValveTripped is set when the pass would have deleted more than
-	// the allowed fraction of the owned entries.
+	// SafetyValveTripped is set when the valve withheld deletions, of any
+	// cause; Valve says which and how much budget is left.
 	SafetyValveTripped bool `json:"safetyValveTripped,omitempty"`
+	// Valve is the state of the safety valve after this plan.
+	Valve ValveState `json:"valve"`
 	// Owned is the number of owned entries found in the tables.
 	Owned int `json:"owned"`
 	// Problems are desired routes Diff refused (outside the cluster CIDRs,
@@ -158,8 +166,9 @@ func (p Plan) Empty() bool {
 	return len(p.Create) == 0 && len(p.Delete) == 0 && len(p.Adopt) == 0
 }
 
-// Diff computes the writes that make current match desired under policy p.
-// It is pure: no I/O, no clock, deterministic output order.
+// Diff computes the writes that make current match desired under policy p,
+// given the facts f about nodes and instances and the valve's memory. It is
+// pure: no I/O, no clock (f.Now is an input), deterministic output order.
 //
 // Rules, in the order they apply to a slot (table, destination):
 //   - A desired destination outside the cluster CIDRs, or claimed by two
@@ -174,13 +183,25 @@ func (p Plan) Empty() bool {
 //     one on an undesired slot is deleted.
 //   - A desired route on an empty slot is created.
 //
-// Safety valve: if the deletions exceed MaxDeleteRatio of the owned entries
-// and concern more than one node, they are all withheld (and the creates on
-// their slots deferred); the other creates proceed. Deleting the routes of a
-// single node never trips the valve, so a one-node cluster can still lose its
-// node, while an empty desired state in a larger cluster (a restore, a
-// broken source) cannot wipe the tables.
-func Diff(desired, current []Route, p Policy) Plan {
+// Every deletion has a cause (Route.Cause), and the safety valve bounds each
+// cause by the evidence behind it:
+//   - CauseNodeDeleted (the node named by the entry's marker no longer
+//     exists) and CauseInstanceReleased (its next hop is gone): per pass. A
+//     pass deleting more than MaxDeleteRatio of the owned entries for more
+//     than one node withholds those deletions; deleting nodes one at a
+//     time, however fast, is never held.
+//   - CauseNotDesired (the node exists but the source no longer wants the
+//     route: a pool, CRD, label or CIDR changed): over the sliding window
+//     SafetyValveWindow. Within a window at most MaxDeleteRatio of the
+//     owned entries counted at the window's start may be deleted, whatever
+//     the number of passes or steps; entries created since never enlarge
+//     that base. A pass whose deletions do not fit the budget left makes
+//     none of them, except that one node's entries may go when nothing was
+//     deleted in the window yet (so a one-node cluster can lose its node).
+//
+// Creates on the slots of withheld deletions are deferred; the other
+// creates proceed.
+func Diff(desired, current []Route, p Policy, f Facts) Plan {
 	var plan Plan
 	want, problems := desiredSlots(desired, p)
 	plan.Problems = problems
@@ -239,24 +260,10 @@ func Diff(desired, current []Route, p Policy) Plan {
 		}
 	}
 
-	if valveTrips(plan.Delete, plan.Owned, p.MaxDeleteRatio) {
-		plan.SafetyValveTripped = true
-		plan.Withheld = plan.Delete
-		plan.Delete = nil
-		held := map[Key]bool{}
-		for _, r := range plan.Withheld {
-			held[r.Key()] = true
-		}
-		creates := plan.Create[:0]
-		for _, r := range plan.Create {
-			if held[r.Key()] {
-				plan.Deferred = append(plan.Deferred, r)
-			} else {
-				creates = append(creates, r)
-			}
-		}
-		plan.Create = creates
+	for i := range plan.Delete {
+		plan.Delete[i].Cause = f.cause(plan.Delete[i])
 	}
+	applyValve(&plan, p, f)
 
 	for _, rs := range [][]Route{plan.Create, plan.Delete, plan.Adopt, plan.InSync, plan.Pending, plan.Deferred, plan.Withheld} {
 		slices.SortFunc(rs, compareRoutes)
@@ -372,20 +379,189 @@ func conflictReason(c Route, p Policy) string {
 	}
 }
 
-// valveTrips applies the safety valve rule documented on Diff.
+// Causes of a deletion: the evidence that an owned entry is not wanted.
+const (
+	// CauseNodeDeleted: the node named by the entry's marker is gone.
+	CauseNodeDeleted = "node-deleted"
+	// CauseNotDesired: the node exists, but the source no longer wants
+	// this route (a pool, CRD, label or CIDR changed, or its next hop).
+	CauseNotDesired = "not-desired"
+	// CauseInstanceReleased: the entry's next hop instance was released.
+	CauseInstanceReleased = "instance-released"
+)
+
+// Causes lists the causes of deletion, in the order they are reported.
+var Causes = []string{CauseNodeDeleted, CauseNotDesired, CauseInstanceReleased}
+
+// Facts are what Kubernetes and the cloud say about the owned entries'
+// nodes and instances, and the valve's memory of earlier passes.
+type Facts struct {
+	// Nodes are the names of the nodes that exist. When nil, no node is
+	// known to be gone and every deletion counts as CauseNotDesired.
+	Nodes map[string]bool
+	// Released are the instances known to be released.
+	Released map[string]bool
+	// Now is the time of the pass, for the valve's window.
+	Now time.Time
+	// Window is the valve's memory of the deletions of earlier passes.
+	Window ValveWindow
+}
+
+// cause classifies the deletion of an owned entry.
+func (f Facts) cause(r Route) string {
+	switch {
+	case f.Nodes != nil && r.Node != "" && !f.Nodes[r.Node]:
+		return CauseNodeDeleted
+	case f.Released[r.NextHop]:
+		return CauseInstanceReleased
+	default:
+		return CauseNotDesired
+	}
+}
+
+// ValveWindow is the valve's memory across passes: one sample per pass that
+// ran, the oldest kept being the last one at or before the window's start.
+type ValveWindow struct {
+	Samples []ValveSample `json:"samples,omitempty"`
+}
+
+// ValveSample is what one pass owned and deleted for CauseNotDesired.
+type ValveSample struct {
+	At      time.Time `json:"at"`
+	Owned   int       `json:"owned"`
+	Deleted int       `json:"deleted"`
+}
+
+// Record returns the window with a pass at now that owned entries before
+// its writes and deleted deleted of them for CauseNotDesired, forgetting
+// the samples the window of length d no longer needs.
+func (w ValveWindow) Record(now time.Time, owned, deleted int, d time.Duration) ValveWindow {
+	samples := append(slices.Clone(w.Samples), ValveSample{At: now, Owned: owned, Deleted: deleted})
+	start := now.Add(-d)
+	// Keep the last sample at or before the start: it holds the base.
+	first := 0
+	for i, s := range samples {
+		if !s.At.After(start) {
+			first = i
+		}
+	}
+	return ValveWindow{Samples: samples[first:]}
+}
+
+// budget returns the owned count at the window's start and the
+// CauseNotDesired deletions made within the window. Without a sample at or
+// before the start (the window is younger than d, e.g. after a restart) the
+// oldest sample's count is the base, and owned when there is none.
+func (w ValveWindow) budget(now time.Time, d time.Duration, owned int) (base, deleted int) {
+	start := now.Add(-d)
+	base = owned
+	for i, s := range w.Samples {
+		if i == 0 || !s.At.After(start) {
+			base = s.Owned
+		}
+		if s.At.After(start) {
+			deleted += s.Deleted
+		}
+	}
+	return base, deleted
+}
+
+// ValveState is the safety valve's state after a plan: what it withheld
+// and the budget of the CauseNotDesired window.
+type ValveState struct {
+	// Tripped are the causes whose deletions were withheld, in Causes order.
+	Tripped []string `json:"tripped"`
+	// Window is the length of the CauseNotDesired window.
+	Window string `json:"window"`
+	// Base is the number of owned entries at the window's start.
+	Base int `json:"base"`
+	// Deleted is the number of CauseNotDesired deletions made in the window
+	// before this pass.
+	Deleted int `json:"deleted"`
+	// Remaining is how many CauseNotDesired deletions the window still
+	// allows after this plan; -1 when the valve is disabled.
+	Remaining int `json:"remaining"`
+}
+
+// applyValve withholds the deletions the safety valve does not allow, as
+// documented on Diff, and defers the creates on their slots.
+func applyValve(plan *Plan, p Policy, f Facts) {
+	base, deleted := f.Window.budget(f.Now, p.SafetyValveWindow, plan.Owned)
+	plan.Valve = ValveState{Window: p.SafetyValveWindow.String(), Base: base, Deleted: deleted, Remaining: -1, Tripped: []string{}}
+	byCause := map[string][]Route{}
+	for _, r := range plan.Delete {
+		byCause[r.Cause] = append(byCause[r.Cause], r)
+	}
+	allowed := math.Inf(1)
+	if p.MaxDeleteRatio < 1 {
+		allowed = p.MaxDeleteRatio*float64(base) - float64(deleted)
+	}
+	held := map[Key]bool{}
+	for _, cause := range Causes {
+		rs := byCause[cause]
+		var trips bool
+		switch cause {
+		case CauseNotDesired:
+			fits := float64(len(rs)) <= allowed || deleted == 0 && len(nodesOf(rs)) <= 1
+			trips = len(rs) > 0 && !fits && p.MaxDeleteRatio < 1
+			if !trips && !math.IsInf(allowed, 1) {
+				allowed -= float64(len(rs))
+			}
+		default:
+			trips = valveTrips(rs, plan.Owned, p.MaxDeleteRatio)
+		}
+		if trips {
+			plan.Valve.Tripped = append(plan.Valve.Tripped, cause)
+			for _, r := range rs {
+				held[r.Key()] = true
+			}
+		}
+	}
+	if !math.IsInf(allowed, 1) {
+		plan.Valve.Remaining = max(0, int(math.Floor(allowed)))
+	}
+	if len(held) == 0 {
+		return
+	}
+	plan.SafetyValveTripped = true
+	plan.Delete, plan.Withheld = moveHeld(plan.Delete, plan.Withheld, held)
+	plan.Create, plan.Deferred = moveHeld(plan.Create, plan.Deferred, held)
+}
+
+// moveHeld moves the routes of rs on held slots to to, in place.
+func moveHeld(rs, to []Route, held map[Key]bool) (kept, moved []Route) {
+	kept = rs[:0]
+	for _, r := range rs {
+		if held[r.Key()] {
+			to = append(to, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, to
+}
+
+// valveTrips is the per-pass rule: more than ratio of the owned entries,
+// for more than one node.
 func valveTrips(deletes []Route, owned int, ratio float64) bool {
 	if len(deletes) == 0 || ratio >= 1 || float64(len(deletes)) <= ratio*float64(owned) {
 		return false
 	}
+	return len(nodesOf(deletes)) > 1
+}
+
+// nodesOf returns the nodes of the routes; an entry without a node counts
+// as a node of its own.
+func nodesOf(rs []Route) map[string]bool {
 	nodes := map[string]bool{}
-	for _, r := range deletes {
+	for _, r := range rs {
 		n := r.Node
 		if n == "" {
 			n = r.Destination.String()
 		}
 		nodes[n] = true
 	}
-	return len(nodes) > 1
+	return nodes
 }
 
 func compareRoutes(a, b Route) int {

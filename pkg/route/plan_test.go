@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 )
 
 const testCluster = "c1"
@@ -365,7 +366,15 @@ func TestDiff(t *testing.T) {
 			if tc.policy != nil {
 				tc.policy(&p)
 			}
-			got := Diff(tc.desired, tc.current, p)
+			got := Diff(tc.desired, tc.current, p, Facts{})
+			// The slots are under test here; causes and the valve's
+			// budget have TestDiffValve.
+			got.Valve = ValveState{}
+			for _, rs := range [][]Route{got.Delete, got.Withheld} {
+				for i := range rs {
+					rs[i].Cause = ""
+				}
+			}
 			// Problem messages are prose; compare their identity.
 			for i := range got.Problems {
 				got.Problems[i].Message = ""
@@ -516,7 +525,7 @@ func TestDiffProperties(t *testing.T) {
 		p := testPolicy()
 		p.AdoptUnmarked = rng.IntN(2) == 0
 		p.MaxDeleteRatio = []float64{0, 0.3, 0.5, 1}[rng.IntN(4)]
-		plan := Diff(desired, current, p)
+		plan := Diff(desired, current, p, Facts{})
 		fail := func(format string, args ...any) {
 			t.Helper()
 			t.Fatalf("case %d: %s\ndesired=%v\ncurrent=%v\nplan:\n%s", i, fmt.Sprintf(format, args...), desired, current, dump(plan))
@@ -562,7 +571,7 @@ func TestDiffProperties(t *testing.T) {
 
 		// Applying the plan converges: the next plan writes nothing,
 		// unless the valve held deletions back.
-		next := Diff(desired, applyPlan(current, plan, p.ClusterID), p)
+		next := Diff(desired, applyPlan(current, plan, p.ClusterID), p, Facts{})
 		if len(next.Create) > 0 || len(next.Adopt) > 0 {
 			if !plan.SafetyValveTripped {
 				fail("second pass still creates %v / adopts %v", next.Create, next.Adopt)
@@ -574,5 +583,182 @@ func TestDiffProperties(t *testing.T) {
 		if !plan.SafetyValveTripped && !next.Empty() {
 			fail("second pass not empty:\n%s", dump(next))
 		}
+	}
+}
+
+// nodesNamed returns the set of existing nodes of Facts.
+func nodesNamed(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// ownedRange returns owned entries 10.0.<first..first+n-1>.0/24 of nodes
+// n<i> on instances i-<i>.
+func ownedRange(first, n int) []Route {
+	var rs []Route
+	for i := first; i < first+n; i++ {
+		rs = append(rs, ours("t1", fmt.Sprintf("10.0.%d.0/24", i), fmt.Sprintf("i-%d", i), fmt.Sprintf("n%d", i)))
+	}
+	return rs
+}
+
+func wantedRange(first, n, shift int) []Route {
+	var rs []Route
+	for i := first; i < first+n; i++ {
+		rs = append(rs, want("t1", fmt.Sprintf("10.0.%d.0/24", i+shift), fmt.Sprintf("i-%d", i), fmt.Sprintf("n%d", i)))
+	}
+	return rs
+}
+
+func nodeNames(first, n int) []string {
+	var names []string
+	for i := first; i < first+n; i++ {
+		names = append(names, fmt.Sprintf("n%d", i))
+	}
+	return names
+}
+
+// TestDiffValveCauses: each deletion carries its cause, and each cause is
+// bounded by its own rule (one pass each, fresh window).
+func TestDiffValveCauses(t *testing.T) {
+	all := nodeNames(0, 10)
+	for _, tc := range []struct {
+		name      string
+		desired   []Route
+		nodes     []string
+		released  []string
+		wantCause map[string]int // deletions made, by cause
+		withheld  int
+		tripped   []string
+	}{
+		{"one node deleted", wantedRange(1, 9, 0), nodeNames(1, 9), nil, map[string]int{CauseNodeDeleted: 1}, 0, []string{}},
+		{"most nodes deleted at once", wantedRange(8, 2, 0), nodeNames(8, 2), nil, nil, 8, []string{CauseNodeDeleted}},
+		{"pools of existing nodes gone (CRD deleted)", nil, all, nil, nil, 10, []string{CauseNotDesired}},
+		{"half the pools gone", wantedRange(5, 5, 0), all, nil, map[string]int{CauseNotDesired: 5}, 0, []string{}},
+		{"one instance released", wantedRange(1, 9, 0), all, []string{"i-0"}, map[string]int{CauseInstanceReleased: 1}, 0, []string{}},
+		{"most instances released at once", wantedRange(8, 2, 0), all, []string{"i-0", "i-1", "i-2", "i-3", "i-4", "i-5", "i-6", "i-7"}, nil, 8, []string{CauseInstanceReleased}},
+		{"a node deleted while the pools of the others vanish", nil, nodeNames(1, 9), nil, map[string]int{CauseNodeDeleted: 1}, 9, []string{CauseNotDesired}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := Facts{Nodes: nodesNamed(tc.nodes...), Released: nodesNamed(tc.released...), Now: time.Unix(1000, 0)}
+			plan := Diff(tc.desired, ownedRange(0, 10), testPolicy(), f)
+			got := map[string]int{}
+			for _, r := range plan.Delete {
+				got[r.Cause]++
+			}
+			if len(got) == 0 {
+				got = nil
+			}
+			if !reflect.DeepEqual(got, tc.wantCause) || len(plan.Withheld) != tc.withheld || !reflect.DeepEqual(plan.Valve.Tripped, tc.tripped) {
+				t.Errorf("deletions by cause %v, %d withheld, tripped %v; want %v, %d, %v\n%s",
+					got, len(plan.Withheld), plan.Valve.Tripped, tc.wantCause, tc.withheld, tc.tripped, dump(plan))
+			}
+			for _, r := range plan.Withheld {
+				if r.Cause == "" {
+					t.Errorf("withheld %v has no cause", r)
+				}
+			}
+		})
+	}
+}
+
+// valveRun drives Diff over passes like the controller does: apply the
+// plan, record the pass in the window, move the clock.
+type valveRun struct {
+	t       *testing.T
+	p       Policy
+	now     time.Time
+	window  ValveWindow
+	current []Route
+	nodes   map[string]bool
+	deleted int // not-desired deletions made in total
+}
+
+func (v *valveRun) pass(desired []Route, after time.Duration) Plan {
+	v.t.Helper()
+	v.now = v.now.Add(after)
+	plan := Diff(desired, v.current, v.p, Facts{Nodes: v.nodes, Now: v.now, Window: v.window})
+	n := 0
+	for _, r := range plan.Delete {
+		if r.Cause == CauseNotDesired {
+			n++
+		}
+	}
+	v.deleted += n
+	v.window = v.window.Record(v.now, plan.Owned, n, v.p.SafetyValveWindow)
+	v.current = applyPlan(v.current, plan, v.p.ClusterID)
+	return plan
+}
+
+func newValveRun(t *testing.T, owned []Route, nodes ...string) *valveRun {
+	p := testPolicy()
+	p.SafetyValveWindow = 10 * time.Minute
+	return &valveRun{t: t, p: p, now: time.Unix(1000, 0), current: owned, nodes: nodesNamed(nodes...)}
+}
+
+// TestDiffValveWindowStepwiseShrink: a source shrinking in steps (10, 5,
+// 3, 2, 1 nodes) deletes at most half of the 10 entries within a window,
+// however many passes it takes; a window later the budget is renewed.
+func TestDiffValveWindowStepwiseShrink(t *testing.T) {
+	v := newValveRun(t, ownedRange(0, 10), nodeNames(0, 10)...)
+	for i, keep := range []int{5, 3, 2, 1} {
+		plan := v.pass(wantedRange(10-keep, keep, 0), 30*time.Second)
+		t.Logf("step %d (keep %d): deleted %d, withheld %d, remaining %d", i, keep, len(plan.Delete), len(plan.Withheld), plan.Valve.Remaining)
+	}
+	if v.deleted != 5 {
+		t.Errorf("the stepwise shrink deleted %d of 10 entries within the window, want 5 (max delete ratio 0.5)", v.deleted)
+	}
+	plan := v.pass(wantedRange(9, 1, 0), 10*time.Minute)
+	if len(plan.Delete) != 0 || !plan.SafetyValveTripped {
+		t.Errorf("a window later, deleting 4 of the 5 left (budget 2) must still trip: deleted %d", len(plan.Delete))
+	}
+	if plan.Valve.Base != 5 {
+		t.Errorf("window base = %d, want the 5 entries owned at its start", plan.Valve.Base)
+	}
+}
+
+// TestDiffValveWindowMovedDestinations: a source moving every destination
+// trips once, and the creates that double the owned count do not let the
+// next pass delete the old entries.
+func TestDiffValveWindowMovedDestinations(t *testing.T) {
+	v := newValveRun(t, ownedRange(0, 10), nodeNames(0, 10)...)
+	moved := wantedRange(0, 10, 100)
+	first := v.pass(moved, 0)
+	if len(first.Create) != 10 || len(first.Delete) != 0 || !first.SafetyValveTripped {
+		t.Fatalf("first pass: %d creates, %d deletes, tripped %v; want 10, 0, true", len(first.Create), len(first.Delete), first.SafetyValveTripped)
+	}
+	for range 5 {
+		next := v.pass(moved, time.Second)
+		if len(next.Delete) != 0 {
+			t.Fatalf("a later pass deleted %d old entries: the creates enlarged the base (%d)", len(next.Delete), next.Valve.Base)
+		}
+		if next.Valve.Base != 10 || !next.SafetyValveTripped {
+			t.Fatalf("window base %d, tripped %v; want 10, true", next.Valve.Base, next.SafetyValveTripped)
+		}
+	}
+}
+
+// TestDiffValveNodesDeletedOneByOne: nodes deleted one at a time, a pass
+// each, are never held, even well past the ratio; all at once trips.
+func TestDiffValveNodesDeletedOneByOne(t *testing.T) {
+	v := newValveRun(t, ownedRange(0, 10), nodeNames(0, 10)...)
+	for i := range 10 {
+		delete(v.nodes, fmt.Sprintf("n%d", i))
+		plan := v.pass(wantedRange(i+1, 9-i, 0), 3*time.Second)
+		if len(plan.Delete) != 1 || plan.SafetyValveTripped {
+			t.Fatalf("deleting node n%d: %d deletions, tripped %v; want 1, false", i, len(plan.Delete), plan.SafetyValveTripped)
+		}
+	}
+	if len(v.current) != 0 {
+		t.Errorf("%d entries left after every node was deleted", len(v.current))
+	}
+
+	all := newValveRun(t, ownedRange(0, 10))
+	all.nodes = map[string]bool{}
+	if plan := all.pass(nil, 0); len(plan.Delete) != 0 || !reflect.DeepEqual(plan.Valve.Tripped, []string{CauseNodeDeleted}) {
+		t.Errorf("every node deleted at once: %d deletions, tripped %v; want 0, [%s]", len(plan.Delete), plan.Valve.Tripped, CauseNodeDeleted)
 	}
 }

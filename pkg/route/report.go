@@ -39,6 +39,10 @@ const (
 	// hop has the source/destination check on (or unknown), so it carries
 	// no pod traffic.
 	StateSourceDestCheck RouteState = "source-dest-check"
+	// StateUnverified: the node's instance cannot be looked up, so its
+	// owned entry (whose marker names the node) is kept but not verified;
+	// it never counts as published.
+	StateUnverified RouteState = "unverified"
 )
 
 // RouteReport is one desired route in one table.
@@ -96,8 +100,11 @@ type Report struct {
 	// not drift.
 	Notes []Note `json:"notes"`
 	// SafetyValveTripped: the deletions in Withheld were not made.
-	SafetyValveTripped bool    `json:"safetyValveTripped,omitempty"`
-	Withheld           []Route `json:"withheld"`
+	SafetyValveTripped bool `json:"safetyValveTripped,omitempty"`
+	// Valve is the safety valve's state: the causes it withholds and the
+	// budget left in its window for routes of existing nodes.
+	Valve    ValveState `json:"valve"`
+	Withheld []Route    `json:"withheld"`
 }
 
 // withEmptyLists returns a copy of the report whose nil lists are empty, so
@@ -107,6 +114,7 @@ func (r *Report) withEmptyLists() *Report {
 	out := *r
 	out.Tables, out.Routes = orEmpty(out.Tables), orEmpty(out.Routes)
 	out.Unexpected, out.Withheld = orEmpty(out.Unexpected), orEmpty(out.Withheld)
+	out.Valve.Tripped = orEmpty(out.Valve.Tripped)
 	out.Conflicts, out.Blackholes, out.Problems = orEmpty(out.Conflicts), orEmpty(out.Blackholes), orEmpty(out.Problems)
 	out.ENIs, out.Notes = orEmpty(out.ENIs), orEmpty(out.Notes)
 	return &out
@@ -179,6 +187,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, rr := range r.Routes {
 		p("%s\t%s\t%s\t%s\t%s\t%s\n", rr.Node, rr.Destination, rr.Table, rr.NextHop, rr.State, rr.Detail)
 	}
+	if r.SafetyValveTripped || r.Valve.Deleted > 0 {
+		p("\nSAFETY VALVE\tWITHHOLDING\tWINDOW\tBASE\tDELETED\tREMAINING\n")
+		p("%d withheld\t%s\t%s\t%d\t%d\t%d\n", len(r.Withheld), dash(strings.Join(r.Valve.Tripped, ",")), r.Valve.Window, r.Valve.Base, r.Valve.Deleted, r.Valve.Remaining)
+	}
 	if len(r.Unexpected) > 0 {
 		p("\nUNEXPECTED OWNED ENTRY\tDESTINATION\tROUTE TABLE\tNEXT HOP\tNODE\tSTATUS\n")
 		for _, u := range r.Unexpected {
@@ -228,7 +240,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) Summary() string {
 	var parts []string
 	counts := r.Counts()
-	for _, s := range []RouteState{StateInSync, StateMissing, StateWrongNextHop, StatePending, StateConflict, StateAdoptable, StateWithheld, StateFailed, StateSourceDestCheck} {
+	for _, s := range []RouteState{StateInSync, StateMissing, StateWrongNextHop, StatePending, StateConflict, StateAdoptable, StateWithheld, StateFailed, StateSourceDestCheck, StateUnverified} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
@@ -246,7 +258,8 @@ func (r *Report) Summary() string {
 		}
 	}
 	if r.SafetyValveTripped {
-		parts = append(parts, fmt.Sprintf("safety valve tripped: %d deletion(s) of %d owned entries withheld", len(r.Withheld), r.Owned))
+		parts = append(parts, fmt.Sprintf("safety valve tripped (%s): %d deletion(s) of %d owned entries withheld",
+			strings.Join(r.Valve.Tripped, ", "), len(r.Withheld), r.Owned))
 	}
 	verdict := "drift"
 	if r.InSync() {

@@ -14,12 +14,17 @@
 //     Instance next hop and a destination inside a cluster CIDR. Nothing
 //     else is ever modified or deleted; foreign entries on a desired
 //     destination are conflicts.
-//   - Safety valve: a pass that would delete more than MaxDeleteRatio of
-//     the owned entries, across more than one node, deletes nothing (creates
-//     proceed). Deleting a single node's routes never trips it.
+//   - Safety valve, by cause of deletion: routes of deleted nodes (and of
+//     released instances) are bounded per pass, so nodes deleted one at a
+//     time are never held while most nodes vanishing at once trips it;
+//     routes of nodes that still exist but are no longer desired are
+//     bounded over a sliding window (--safety-valve-window), so a source
+//     failing in steps cannot wipe the tables either. Creates proceed.
 //   - Unresolvable nodes (no providerID yet, ECS lookup failing) get no new
-//     route and keep the owned entries they have: a lookup failure is never
-//     a reason to delete a route.
+//     route and keep only the owned entries whose marker names them (and
+//     their last known instance): a lookup failure is never a reason to
+//     delete a route, nor to inherit another node's. Kept entries are not
+//     verified, so they never count as published.
 //   - Blackholes: an owned entry routed to a released instance is deleted
 //     (the node gets no route). Released means left out of
 //     Instances.Status, which implementations do only on proof, never on
@@ -75,6 +80,9 @@ type Route struct {
 	EntryID string `json:"entryID,omitempty"`
 	// Status is the cloud's entry status (current side only).
 	Status string `json:"status,omitempty"`
+	// Cause is why an owned entry is deleted (plan deletions only): one of
+	// the Cause* constants.
+	Cause string `json:"cause,omitempty"`
 }
 
 // NextHopInstance is the next-hop type of an entry routed to an ECS

@@ -3,12 +3,15 @@ package route
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -24,7 +27,17 @@ const (
 	// ConditionMessageRouteCreated is the message of the False condition.
 	ConditionMessageRouteCreated = "vpc-route-publisher published the node's routes"
 	// ConditionMessageNoRouteCreated is the message of the True condition.
-	ConditionMessageNoRouteCreated = "vpc-route-publisher could not publish the node's routes"
+	ConditionMessageNoRouteCreated = "vpc-route-publisher has not published the node's routes"
+	// ConditionAnnotation records, on the node, the NetworkUnavailable
+	// condition the publisher wrote last, as status,reason,lastTransitionTime
+	// (RFC 3339). The cloud-controller-manager writes the same reasons, so
+	// the reason alone cannot tell our condition from another's: the
+	// condition is ours only while it still matches this record. It is
+	// written in the same status patch as the condition, with the field
+	// manager FieldManager.
+	ConditionAnnotation = "route.vpc-route-publisher.io/network-unavailable"
+	// FieldManager is the field manager of the publisher's node patches.
+	FieldManager = ControllerName
 )
 
 // Event reasons.
@@ -40,7 +53,8 @@ const (
 type nodeVerdict int
 
 const (
-	nodeSettling  nodeVerdict = iota // pending or about to be written
+	nodeUnrouted  nodeVerdict = iota // no route at all (no CIDR, no instance, released, refused)
+	nodeSettling                     // pending, unverified or about to be written
 	nodePublished                    // in sync everywhere
 	nodeBroken                       // failed, conflicting or withheld somewhere
 )
@@ -70,47 +84,66 @@ func nodeVerdicts(rep *Report) map[string]nodeVerdict {
 	return v
 }
 
-// updateConditions sets NetworkUnavailable on the nodes with routes:
+// updateConditions keeps NetworkUnavailable true to the routes of every
+// node that is not excluded, so that no pod is scheduled onto a node whose
+// route is not Available yet. Nobody else sets the condition once the
+// cloud-controller-manager's route controller is off and calico-node runs
+// with CALICO_NETWORKING_BACKEND=none.
 //
+//   - A node without the condition gets True/NoRouteCreated on first sight,
+//     or False/RouteCreated at once when its routes are already Available
+//     in every table.
 //   - False/RouteCreated once the node's routes are Available in every
-//     table, unless the condition is already False (whoever set it).
-//   - True/NoRouteCreated when a route of the node failed, conflicts or is
-//     withheld, but only if the condition is absent or was set by us: a
-//     False condition set by the CNI or another controller is never flipped
-//     to True.
+//     table, replacing only a True that is ours.
+//   - True/NoRouteCreated when the node has no route (no pod CIDR or
+//     instance yet, instance released, CIDR refused, route removed) or one
+//     failed, conflicts or is withheld, replacing only a False that is ours.
+//   - Nodes whose routes are settling are left as they are.
 //
-// Nodes whose routes are still settling are left alone.
+// Ours means the reason is one we write and the node's ConditionAnnotation
+// records exactly this condition: a condition someone else set (Calico's
+// CalicoIsDown, the cloud-controller-manager's RouteCreated) is never
+// flipped. An excluded node's own condition of ours is withdrawn.
 func (c *Controller) updateConditions(ctx context.Context, obs *observation, rep *Report) []error {
+	if err := ctx.Err(); err != nil {
+		return nil
+	}
 	var errs []error
 	verdicts := nodeVerdicts(rep)
-	for _, name := range sortedKeys(verdicts) {
-		verdict := verdicts[name]
-		n, ok := obs.nodes[name]
-		if !ok {
-			continue
-		}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return []error{fmt.Errorf("listing nodes for their conditions: %w", err)}
+	}
+	slices.SortFunc(nodes, func(a, b *corev1.Node) int { return cmpString(a.Name, b.Name) })
+	for _, n := range nodes {
 		cond := networkUnavailable(n)
+		mine := conditionIsOurs(n, cond)
 		var want corev1.ConditionStatus
-		switch verdict {
-		case nodePublished:
-			if cond != nil && cond.Status == corev1.ConditionFalse {
-				continue
+		switch verdict := verdicts[n.Name]; {
+		case c.excluded(n):
+			if mine {
+				errs = append(errs, c.withdrawCondition(ctx, n.Name))
 			}
+			continue
+		case cond == nil && verdict == nodePublished:
 			want = corev1.ConditionFalse
-		case nodeBroken:
-			ours := cond == nil || cond.Reason == ConditionReasonRouteCreated || cond.Reason == ConditionReasonNoRouteCreated
-			if !ours || cond != nil && cond.Status == corev1.ConditionTrue {
-				continue
-			}
+		case cond == nil:
+			want = corev1.ConditionTrue
+		case verdict == nodePublished && cond.Status == corev1.ConditionTrue && mine:
+			want = corev1.ConditionFalse
+		case (verdict == nodeBroken || verdict == nodeUnrouted) && cond.Status == corev1.ConditionFalse && mine:
 			want = corev1.ConditionTrue
 		default:
 			continue
 		}
-		if err := c.patchCondition(ctx, name, want); err != nil {
+		if err := c.patchCondition(ctx, n.Name, want); err != nil {
 			errs = append(errs, err)
+			if errors.Is(err, ErrFenced) {
+				break
+			}
 		}
 	}
-	return errs
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 func networkUnavailable(n *corev1.Node) *corev1.NodeCondition {
@@ -122,12 +155,28 @@ func networkUnavailable(n *corev1.Node) *corev1.NodeCondition {
 	return nil
 }
 
-// patchCondition sets the node's NetworkUnavailable condition with a
-// strategic merge patch of status.conditions (merge key: type), touching no
-// other condition. The patch is only made on a status change, so both
-// timestamps are now, as kubelet and the cloud-controller-manager do.
+// conditionRecord renders a condition as ConditionAnnotation stores it.
+func conditionRecord(status corev1.ConditionStatus, reason string, transition metav1.Time) string {
+	return string(status) + "," + reason + "," + transition.UTC().Format(time.RFC3339)
+}
+
+// conditionIsOurs reports whether the node's NetworkUnavailable condition
+// is the one the publisher wrote last: one of our reasons, and recorded in
+// the node's ConditionAnnotation with the same status and transition time.
+func conditionIsOurs(n *corev1.Node, cond *corev1.NodeCondition) bool {
+	if cond == nil || cond.Reason != ConditionReasonRouteCreated && cond.Reason != ConditionReasonNoRouteCreated {
+		return false
+	}
+	return n.Annotations[ConditionAnnotation] == conditionRecord(cond.Status, cond.Reason, cond.LastTransitionTime)
+}
+
+// patchCondition sets the node's NetworkUnavailable condition, and records
+// it in ConditionAnnotation, with one strategic merge patch of the node's
+// status (conditions merge by type), touching no other condition. The patch
+// is only made on a status change, so both timestamps are now, as kubelet
+// and the cloud-controller-manager do. It is fenced like a cloud write.
 func (c *Controller) patchCondition(ctx context.Context, node string, status corev1.ConditionStatus) error {
-	now := metav1.NewTime(c.clock.Now())
+	now := metav1.NewTime(c.clock.Now().Truncate(time.Second))
 	cond := corev1.NodeCondition{
 		Type: corev1.NodeNetworkUnavailable, Status: status,
 		Reason: ConditionReasonRouteCreated, Message: ConditionMessageRouteCreated,
@@ -136,15 +185,47 @@ func (c *Controller) patchCondition(ctx context.Context, node string, status cor
 	if status == corev1.ConditionTrue {
 		cond.Reason, cond.Message = ConditionReasonNoRouteCreated, ConditionMessageNoRouteCreated
 	}
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{cond}}})
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{ConditionAnnotation: conditionRecord(status, cond.Reason, now)}},
+		"status":   map[string]any{"conditions": []corev1.NodeCondition{cond}},
+	})
 	if err != nil {
 		return fmt.Errorf("encoding the condition patch of node %s: %w", node, err)
 	}
-	if _, err := c.kube.CoreV1().Nodes().PatchStatus(ctx, node, patch); err != nil {
+	if err := c.patchNodeStatus(ctx, node, patch); err != nil {
 		return fmt.Errorf("setting NetworkUnavailable=%s on node %s: %w", status, node, err)
 	}
 	klog.FromContext(ctx).V(2).Info("Set node condition", "node", node, "networkUnavailable", status)
 	return nil
+}
+
+// withdrawCondition removes our NetworkUnavailable condition, and its
+// record, from a node that became excluded: the publisher no longer speaks
+// for its network.
+func (c *Controller) withdrawCondition(ctx context.Context, node string) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]any{ConditionAnnotation: nil}},
+		"status":   map[string]any{"conditions": []map[string]any{{"type": corev1.NodeNetworkUnavailable, "$patch": "delete"}}},
+	})
+	if err != nil {
+		return fmt.Errorf("encoding the condition patch of node %s: %w", node, err)
+	}
+	if err := c.patchNodeStatus(ctx, node, patch); err != nil {
+		return fmt.Errorf("withdrawing NetworkUnavailable from excluded node %s: %w", node, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Withdrew node condition of an excluded node", "node", node)
+	return nil
+}
+
+// patchNodeStatus patches the node's status, bounded by the leader fence.
+func (c *Controller) patchNodeStatus(ctx context.Context, node string, patch []byte) error {
+	ctx, cancel, err := WriteContext(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	_, err = c.kube.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	return err
 }
 
 // emitEvents records events on the nodes (and pools) concerned. Warnings
@@ -182,8 +263,9 @@ func (c *Controller) emitEvents(ctx context.Context, obs *observation, rep *Repo
 		}
 		slices.Sort(nodes)
 		nodes = slices.Compact(nodes)
-		msg := fmt.Sprintf("withholding %d route deletion(s) of %d owned entries (more than the allowed ratio %v) for nodes %s; fix the route source or raise --max-delete-ratio",
-			len(rep.Withheld), rep.Owned, c.cfg.Policy.MaxDeleteRatio, strings.Join(nodes, ", "))
+		msg := fmt.Sprintf("withholding %d route deletion(s) of %d owned entries (causes: %s; max delete ratio %v, %d more deletions of routes of existing nodes allowed in the %s window from a base of %d) for nodes %s; fix the route source or raise --max-delete-ratio",
+			len(rep.Withheld), rep.Owned, strings.Join(rep.Valve.Tripped, ", "), c.cfg.Policy.MaxDeleteRatio,
+			max(0, rep.Valve.Remaining), rep.Valve.Window, rep.Valve.Base, strings.Join(nodes, ", "))
 		for _, n := range nodes {
 			// One event per withheld node, on the node even if it is
 			// gone: that is where an operator looks.

@@ -22,7 +22,10 @@ type passState struct {
 	warned map[string]bool
 	// unpublished are nodes seen with routes not yet in sync.
 	unpublished map[string]bool
-	valve       bool
+	// tripped are the causes the valve withheld at the last pass.
+	tripped map[string]bool
+	// window is the safety valve's memory of earlier passes.
+	window ValveWindow
 }
 
 type seenRoute struct {
@@ -31,7 +34,7 @@ type seenRoute struct {
 }
 
 func newPassState() *passState {
-	return &passState{firstSeen: map[string]seenRoute{}, warned: map[string]bool{}, unpublished: map[string]bool{}}
+	return &passState{firstSeen: map[string]seenRoute{}, warned: map[string]bool{}, unpublished: map[string]bool{}, tripped: map[string]bool{}}
 }
 
 // Audit reads the sources and the tables and reports what a pass would do,
@@ -99,8 +102,8 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	logger.V(2).Info("Planned", "create", len(plan.Create), "delete", len(plan.Delete), "adopt", len(plan.Adopt),
 		"inSync", len(plan.InSync), "pending", len(plan.Pending), "conflicts", len(plan.Conflicts), "owned", plan.Owned)
 	if plan.SafetyValveTripped {
-		logger.Error(nil, "Safety valve tripped: withholding deletions", "withheld", len(plan.Withheld), "owned", plan.Owned,
-			"maxDeleteRatio", c.cfg.Policy.MaxDeleteRatio)
+		logger.Error(nil, "Safety valve tripped: withholding deletions", "causes", plan.Valve.Tripped, "withheld", len(plan.Withheld),
+			"owned", plan.Owned, "windowBase", plan.Valve.Base, "windowRemaining", plan.Valve.Remaining, "maxDeleteRatio", c.cfg.Policy.MaxDeleteRatio)
 	}
 
 	errs := obs.errs
@@ -114,6 +117,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		errs = append(errs, c.apply(ctx, plan, out)...)
 	}
 	errs = append(errs, c.disableSourceDestChecks(ctx, obs)...)
+	c.state.window = c.state.window.Record(c.clock.Now(), plan.Owned, notDesiredDeleted(plan, out), c.cfg.Policy.SafetyValveWindow)
 	if ctx.Err() != nil {
 		// Leadership lost mid-pass: stop here. The cloud holds what was
 		// written; the next leader's first pass lists it and finishes.
@@ -139,13 +143,23 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	default:
 		c.retry.Forget(pendingKey)
 	}
-	if plan.SafetyValveTripped && out != nil && len(out.created)+len(out.adopted) > 0 {
-		// The writes changed the owned count the valve compares against;
-		// look again rather than wait for the next resync.
-		c.Enqueue()
-	}
 	logger.Info("Pass done", "summary", rep.Summary(), "duration", c.clock.Since(start))
 	return errors.Join(errs...)
+}
+
+// notDesiredDeleted counts the CauseNotDesired deletions the writes made:
+// what the valve's window spends.
+func notDesiredDeleted(plan Plan, out *outcome) int {
+	if out == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range plan.Delete {
+		if r.Cause == CauseNotDesired && out.deleted[r.Key()] {
+			n++
+		}
+	}
+	return n
 }
 
 // pendingKey tracks, in the retry limiter, how long entries have been
@@ -182,6 +196,7 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 		ClusterID:          c.cfg.Policy.ClusterID,
 		Owned:              plan.Owned,
 		SafetyValveTripped: plan.SafetyValveTripped,
+		Valve:              plan.Valve,
 		Withheld:           plan.Withheld,
 		Conflicts:          plan.Conflicts,
 		Problems:           slices.Clone(obs.problems),
@@ -225,6 +240,9 @@ func (c *Controller) buildReport(obs *observation, out *outcome) *Report {
 			default:
 				rr.State, rr.Detail = StateAdoptable, "unmarked matching entry; it will be adopted"
 			}
+		case inSync[k].Table != "" && obs.kept[k]:
+			rr.State, rr.EntryID = StateUnverified, inSync[k].EntryID
+			rr.Detail = "the node's instance cannot be looked up; its entry is kept, not verified"
 		case inSync[k].Table != "":
 			rr.State, rr.EntryID = StateInSync, inSync[k].EntryID
 		case creates[k].Table != "":
@@ -407,7 +425,7 @@ func (c *Controller) publishMetrics(rep *Report) {
 		switch rr.State {
 		case StateInSync:
 			inc(rr.Table, EntriesPresent)
-		case StatePending:
+		case StatePending, StateUnverified:
 			inc(rr.Table, EntriesPending)
 		case StateConflict:
 			inc(rr.Table, EntriesConflicting)
@@ -427,11 +445,15 @@ func (c *Controller) publishMetrics(rep *Report) {
 	}
 	c.metrics.setTables(counts)
 	c.metrics.setProblems(rep.Problems)
-	c.metrics.SafetyValveTripped.Set(boolFloat(rep.SafetyValveTripped))
-	if rep.SafetyValveTripped && !c.state.valve {
-		c.metrics.SafetyValveTrips.Inc()
+	tripped := map[string]bool{}
+	for _, cause := range rep.Valve.Tripped {
+		tripped[cause] = true
+		if !c.state.tripped[cause] {
+			c.metrics.SafetyValveTrips.WithLabelValues(cause).Inc()
+		}
 	}
-	c.state.valve = rep.SafetyValveTripped
+	c.state.tripped = tripped
+	c.metrics.setValve(rep.Valve, tripped)
 	c.metrics.DryRun.Set(boolFloat(c.cfg.DryRun))
 }
 
