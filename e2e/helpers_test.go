@@ -340,6 +340,23 @@ func (s *scenario) writeCalls() int {
 		s.counter("DeleteRouteEntries") + s.counter("DeleteRouteEntry") + s.counter("ModifyRouteEntry")
 }
 
+// probed waits until p is ready, i.e. has proven its RAM permissions, and
+// zeroes the simulator's call counters. The permission probes make route
+// write calls that write nothing (a destination the VPC refuses); tests
+// that count write calls start counting after them (the suite probes once
+// at start, see framework.StartPublisher).
+func (s *scenario) probed(p *framework.Publisher) {
+	s.t.Helper()
+	if err := framework.Poll(s.ctx, pollEvery, waitTimeout, func(ctx context.Context) (bool, error) {
+		return p.Ready(ctx) == nil, nil
+	}); err != nil {
+		s.t.Fatalf("%s never became ready: %v", p.Name, err)
+	}
+	if err := env.Sim.ResetCounters(s.ctx); err != nil {
+		s.t.Fatalf("resetting counters: %v", err)
+	}
+}
+
 // holds checks cond every poll interval for d and fails the test at the
 // first violation: for states that must persist, not merely be reached.
 func (s *scenario) holds(d time.Duration, cond func(context.Context) error) {

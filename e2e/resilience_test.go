@@ -241,6 +241,7 @@ func TestSafetyValve(t *testing.T) {
 	o.SyncCoalesce = 3 * time.Second
 	p := s.start(o)
 	s.waitTable(w)
+	s.probed(p)
 
 	list, err := env.Kube.CoreV1().Nodes().List(s.ctx, metav1.ListOptions{})
 	if err != nil {

@@ -72,6 +72,7 @@ func TestConditionWaitsForAvailable(t *testing.T) {
 	slow, err := framework.StartAlisim(s.ctx, framework.AlisimOptions{
 		Bin:       filepath.Join(env.Paths.Bin, "alisim"),
 		Dir:       filepath.Join(s.dir, "slow-alisim"),
+		RAMPolicy: filepath.Join(env.Paths.Root, "deploy", "ram-policy.json"),
 		ExtraArgs: []string{"--write-base=3s"},
 	})
 	if err != nil {
@@ -206,6 +207,7 @@ func TestForeignEntriesAreLeftAlone(t *testing.T) {
 	s.createNode(node(nodeR, nodeR, "10.244.0.0/24"))
 	s.createNode(node(nodeS, nodeS, "10.244.1.0/24"))
 	p := s.start(s.options())
+	s.probed(p)
 
 	s.waitTable(want{"10.244.0.0/24": "i-2vcxxr", "10.244.1.0/24": "i-2vcxxt", "10.244.9.0/24": "i-2vcxxt", "172.16.0.0/24": "i-2vcxxt"})
 	msg := s.waitEvent(nodeS, "RouteConflict")

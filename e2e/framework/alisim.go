@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,6 +24,9 @@ type AlisimOptions struct {
 	Bin string
 	// Dir receives the log and the credentials directory.
 	Dir string
+	// RAMPolicy is a RAM policy file (--ram-policy) for the harness's key;
+	// empty lets the key call everything.
+	RAMPolicy string
 	// ExtraArgs are appended to the command line.
 	ExtraArgs []string
 }
@@ -43,8 +47,10 @@ type Alisim struct {
 	CredentialsDir string
 
 	accessKeySecret string
-	initial         *alisim.State
-	client          *http.Client
+	// policy is the RAM policy the key started with (nil: none).
+	policy  *alisim.Policy
+	initial *alisim.State
+	client  *http.Client
 }
 
 // StartAlisim starts the simulator on free loopback ports with a fresh random
@@ -89,6 +95,16 @@ func StartAlisim(ctx context.Context, o AlisimOptions) (*Alisim, error) {
 		"--access-key-secret=" + secret,
 		"-v",
 	}, o.ExtraArgs...)
+	if o.RAMPolicy != "" {
+		raw, err := os.ReadFile(o.RAMPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("reading the RAM policy: %w", err)
+		}
+		if s.policy, err = alisim.ParsePolicy(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.RAMPolicy, err)
+		}
+		args = append(args, "--ram-policy="+o.RAMPolicy)
+	}
 	s.Process, err = StartProcess("alisim", o.Dir, o.Bin, args, nil)
 	if err != nil {
 		return nil, err
@@ -255,9 +271,40 @@ func (s *Alisim) AddInstances(ctx context.Context, n int) ([]alisim.Instance, er
 }
 
 // SetAccessKeyDisabled disables or re-enables the harness's access key,
-// which is how the tests revoke credentials.
+// which is how the tests revoke credentials. The key keeps its RAM policy.
 func (s *Alisim) SetAccessKeyDisabled(ctx context.Context, disabled bool) error {
-	return s.do(ctx, http.MethodPost, "/admin/accesskeys", alisim.AccessKey{ID: s.AccessKeyID, Secret: s.accessKeySecret, Disabled: disabled}, nil)
+	st, err := s.State(ctx)
+	if err != nil {
+		return err
+	}
+	k := alisim.AccessKey{ID: s.AccessKeyID, Secret: s.accessKeySecret}
+	for _, ak := range st.AccessKeys {
+		if ak.ID == s.AccessKeyID {
+			k = ak
+		}
+	}
+	k.Disabled = disabled
+	return s.do(ctx, http.MethodPost, "/admin/accesskeys", k, nil)
+}
+
+// Policy returns the RAM policy the harness's key started with (the
+// shipped deploy/ram-policy.json in the suite), nil without one. Reset
+// restores it.
+func (s *Alisim) Policy() *alisim.Policy { return s.policy }
+
+// SetPolicy replaces the RAM policy of the harness's key; nil removes it
+// (every action allowed).
+func (s *Alisim) SetPolicy(ctx context.Context, p *alisim.Policy) error {
+	path := "/admin/accesskeys/" + url.PathEscape(s.AccessKeyID) + "/policy"
+	if p == nil {
+		return s.do(ctx, http.MethodDelete, path, nil, nil)
+	}
+	return s.do(ctx, http.MethodPut, path, p, nil)
+}
+
+// ReleaseInstance releases an ECS instance; entries routed to it stay.
+func (s *Alisim) ReleaseInstance(ctx context.Context, id string) error {
+	return s.do(ctx, http.MethodDelete, "/admin/instances/"+url.PathEscape(id), nil, nil)
 }
 
 // Counters returns the API calls per action and result code.

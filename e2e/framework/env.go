@@ -148,9 +148,12 @@ func Setup(ctx context.Context, dir string) (env *Env, err error) {
 		return nil, err
 	}
 
+	// The publisher's key holds exactly the shipped RAM policy, so that a
+	// passing suite proves the policy sufficient.
 	env.Sim, err = StartAlisim(ctx, AlisimOptions{
-		Bin: filepath.Join(paths.Bin, "alisim"),
-		Dir: filepath.Join(dir, "alisim"),
+		Bin:       filepath.Join(paths.Bin, "alisim"),
+		Dir:       filepath.Join(dir, "alisim"),
+		RAMPolicy: filepath.Join(paths.Root, "deploy", "ram-policy.json"),
 	})
 	if err != nil {
 		return nil, err

@@ -105,6 +105,10 @@ func StartPublisher(ctx context.Context, sim *Alisim, o PublisherOptions) (*Publ
 		"--cloud-call-timeout=10s",
 		"--cloud-qps=50",
 		"--cloud-burst=100",
+		// The RAM permissions are probed at start; a test that wants
+		// periodic probes sets a shorter interval in ExtraArgs. The probes
+		// of the route writes are write calls that write nothing.
+		"--permission-check-interval=10m",
 		"-v=4",
 	}
 	if o.CIDRSource != "" {

@@ -143,18 +143,40 @@ func (p *Permissions) Probe(ctx context.Context) {
 // Run probes at once, then every interval until ctx ends. A missing
 // action is reported (readiness, metric, log), never fatal: the operator
 // fixes the policy and the next probe sees it.
+// While an action is not proven either way (the cloud unreachable or
+// throttling), the next round comes after at most unprovenRetry.
 func (p *Permissions) Run(ctx context.Context, interval time.Duration) {
-	p.Probe(ctx)
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		p.Probe(ctx)
+		next := interval
+		if p.undecided() {
+			next = min(interval, unprovenRetry)
+		}
+		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
-			p.Probe(ctx)
 		}
 	}
+}
+
+// unprovenRetry bounds the wait before probing again while an action is
+// undecided, so that a flaky first round does not keep a replica unready
+// for a whole interval.
+const unprovenRetry = 5 * time.Second
+
+// undecided reports whether some action has no conclusive probe yet.
+func (p *Permissions) undecided() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, st := range p.states {
+		if st.state == permUnknown {
+			return true
+		}
+	}
+	return false
 }
 
 // confirm probes action now and reports whether every needed action is
