@@ -95,8 +95,9 @@ image-test: ## Test the image build: reproducible, both variants inspected, SBOM
 	cd hack/image && GOTOOLCHAIN=local $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: lint
-lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version.
+lint: $(BIN)/golangci-lint ## Run golangci-lint with the pinned version (also on the hack/image module).
 	$(BIN)/golangci-lint run ./...
+	cd hack/image && $(BIN)/golangci-lint run --config=$(CURDIR)/.golangci.yml ./...
 
 .PHONY: e2e
 e2e: tools build image ## Run the end-to-end suite (etcd, kube-apiserver, alisim, the built binaries and the release image in podman, on loopback).

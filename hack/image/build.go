@@ -132,7 +132,7 @@ func Build(ctx context.Context, cfg BuildConfig) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	digest, err := writeLayout(res.LayoutDir, idx, res.RefName, cfg.Version)
+	digest, err := writeLayout(res.LayoutDir, idx, res.RefName)
 	if err != nil {
 		return nil, err
 	}

@@ -292,11 +292,11 @@ func inspectImage(t *testing.T, p Platform, img v1.Image) inspected {
 			t.Errorf("%s: label %s = %q, want %q", p, k, cf.Config.Labels[k], v)
 		}
 	}
-	if !cf.Created.Time.Equal(testCreated) {
+	if !cf.Created.Equal(testCreated) {
 		t.Errorf("%s: created %s, want %s", p, cf.Created.Time, testCreated)
 	}
 	for _, h := range cf.History {
-		if !h.Created.Time.Equal(testCreated) {
+		if !h.Created.Equal(testCreated) {
 			t.Errorf("%s: history entry %q created %s, want %s", p, h.CreatedBy, h.Created.Time, testCreated)
 		}
 	}

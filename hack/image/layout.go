@@ -22,7 +22,7 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // writeLayout writes idx as the only entry of a fresh OCI layout in dir and
 // returns its digest. The index's own annotations are repeated on its
 // descriptor in index.json, where tools that list a layout look.
-func writeLayout(dir string, idx v1.ImageIndex, refName, version string) (v1.Hash, error) {
+func writeLayout(dir string, idx v1.ImageIndex, refName string) (v1.Hash, error) {
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("creating the OCI layout %s: %w", dir, err)
@@ -46,7 +46,7 @@ func writeLayout(dir string, idx v1.ImageIndex, refName, version string) (v1.Has
 // sorted entries, root ownership and one fixed time.
 func writeArchive(archive, dir string, mtime time.Time) error {
 	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
