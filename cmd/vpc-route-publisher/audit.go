@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -16,13 +16,25 @@ import (
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
 
-// auditSyncTimeout bounds the wait for the informer caches, so that an
-// unreachable API server fails the audit instead of hanging a cron job.
-const auditSyncTimeout = time.Minute
+// causeOf adds the reason of ctx's end (the audit's --timeout) to an
+// error that does not say it already, so that a timed-out call names both
+// what it waited for and why it stopped.
+func causeOf(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(err, cause) || strings.Contains(err.Error(), cause.Error()) {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", err, cause)
+}
+
+// oneLine folds a multi-line error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
 	o := newAuditOptions()
-	if code, done := parseFlags(o.flagSet(), args, "audit", stdout, stderr); done {
+	if code, done := parseFlags(o.flagSet(), o.loggingFlags(), args, "audit", stdout, stderr); done {
 		return code
 	}
 	v, err := o.validate()
@@ -30,15 +42,24 @@ func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		usageError(stderr, "audit", err)
 		return exitUsage
 	}
-	clients, err := e.clients(o.kubeconfig)
+	if ctx, err = e.applyLogging(ctx, o.logging); err != nil {
+		usageError(stderr, "audit", err)
+		return exitUsage
+	}
+	clients, err := e.clients(o.kubeconfig, o.kubeContext)
 	if err != nil {
 		usageError(stderr, "audit", err)
 		return exitUsage
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the audit did not finish within --timeout=%v", o.timeout))
+	defer cancel()
 	report, err := audit(ctx, o, v, clients, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s audit: %s.\n", name, strings.TrimSuffix(err.Error(), "."))
+		fmt.Fprintf(stderr, "%s audit: %s.\n", name, strings.TrimSuffix(oneLine(err), "."))
 		return exitUsage
+	}
+	if o.onlyDrift {
+		report = report.OnlyDrift()
 	}
 	switch o.output {
 	case outputJSON:
@@ -78,21 +99,21 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 	if err != nil {
 		return nil, fmt.Errorf("--cidr-source=%s: %w", v.mode, err)
 	}
+	// One read first, so that an unreachable or refusing API server fails
+	// with its own error rather than with caches that never sync.
+	if _, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		return nil, fmt.Errorf("reading nodes from the API server %s: %w", c.host, causeOf(ctx, err))
+	}
 	factory.Start(ctx.Done())
 	src.Start(ctx)
-	syncCtx, syncCancel := context.WithTimeout(ctx, auditSyncTimeout)
-	defer syncCancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), nodes.Informer().HasSynced, src.HasSynced) {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("the Kubernetes caches did not sync within %v; is the API server reachable and are nodes and the --cidr-source=%s resources readable?", auditSyncTimeout, v.mode)
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, src.HasSynced) {
+		return nil, fmt.Errorf("the Kubernetes caches did not sync (are nodes and the --cidr-source=%s resources readable?): %w", v.mode, context.Cause(ctx))
 	}
 	o.cloud.AdoptUnmarked = v.cfg.Policy.AdoptUnmarked
 	o.cloud.SourceDestCheck = string(v.cfg.SourceDestCheck)
 	access, err := e.connect(ctx, o.cloud, v.cfg.Policy.ClusterID, nil)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Alibaba Cloud: %w", err)
+		return nil, fmt.Errorf("connecting to Alibaba Cloud: %w", causeOf(ctx, err))
 	}
 	ctl, err := route.New(v.cfg, route.Deps{
 		Kube:      c.kube,
@@ -108,7 +129,7 @@ func audit(ctx context.Context, o *auditOptions, v validated, c *kubeClients, e 
 	}
 	report, err := ctl.Audit(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("auditing: %w", err)
+		return nil, fmt.Errorf("auditing: %w", causeOf(ctx, err))
 	}
 	if report == nil {
 		return nil, errors.New("auditing: no report")

@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
@@ -22,9 +24,13 @@ import (
 // env is what the command takes from its surroundings. main uses the real
 // one; tests swap in fake clients and observe the servers.
 type env struct {
-	// clients builds the Kubernetes clients from --kubeconfig (empty:
-	// in-cluster).
-	clients func(kubeconfig string) (*kubeClients, error)
+	// clients builds the Kubernetes clients the way kubectl finds its
+	// configuration (see newKubeClients).
+	clients func(kubeconfig, context string) (*kubeClients, error)
+	// applyLogging puts the logging flags into effect and returns the
+	// context carrying the resulting logger. Tests only validate them: the
+	// logging configuration is global to the process.
+	applyLogging func(ctx context.Context, c *logsapi.LoggingConfiguration) (context.Context, error)
 	// connect connects to the cloud; reg receives the cloud metrics.
 	connect func(ctx context.Context, opts *cloud.Options, clusterID string, reg prometheus.Registerer) (*cloudAccess, error)
 	// listening is told the address each HTTP server listens on.
@@ -39,6 +45,8 @@ type env struct {
 type kubeClients struct {
 	kube    kubernetes.Interface
 	dynamic dynamic.Interface
+	// host is the API server's address, for error messages.
+	host string
 	// election renews the leader lease; a client of its own, so that the
 	// controller's requests never delay a renewal in the rate limiter.
 	election kubernetes.Interface
@@ -66,6 +74,12 @@ type permissionProber interface {
 func defaultEnv() env {
 	return env{
 		clients: newKubeClients,
+		applyLogging: func(ctx context.Context, c *logsapi.LoggingConfiguration) (context.Context, error) {
+			if err := logsapi.ValidateAndApply(c, nil); err != nil {
+				return ctx, err
+			}
+			return klog.NewContext(ctx, klog.Background()), nil
+		},
 		connect: func(ctx context.Context, opts *cloud.Options, clusterID string, reg prometheus.Registerer) (*cloudAccess, error) {
 			c, err := cloud.New(ctx, opts, clusterID, reg)
 			if err != nil {
@@ -89,13 +103,22 @@ const (
 	kubeBurst = 200
 )
 
-func newKubeClients(kubeconfig string) (*kubeClients, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+// newKubeClients loads the client configuration as kubectl does:
+// --kubeconfig, else the files of $KUBECONFIG, else ~/.kube/config, else
+// the in-cluster service account; kubeContext selects a context (empty: the
+// current one).
+func newKubeClients(kubeconfig, kubeContext string) (*kubeClients, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 	if err != nil {
-		if kubeconfig == "" {
-			return nil, fmt.Errorf("no --kubeconfig given and no in-cluster configuration: %w", err)
+		switch {
+		case kubeconfig != "":
+			return nil, fmt.Errorf("loading --kubeconfig %s: %w", kubeconfig, err)
+		case clientcmd.IsEmptyConfig(err):
+			return nil, fmt.Errorf("no Kubernetes configuration: no --kubeconfig, no $KUBECONFIG, no ~/.kube/config and not in a cluster")
 		}
-		return nil, fmt.Errorf("loading --kubeconfig %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("loading the Kubernetes configuration: %w", err)
 	}
 	cfg.QPS, cfg.Burst = kubeQPS, kubeBurst
 	cfg.UserAgent = name + "/" + version.Get()
@@ -111,5 +134,5 @@ func newKubeClients(kubeconfig string) (*kubeClients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the leader election client: %w", err)
 	}
-	return &kubeClients{kube: kube, dynamic: dyn, election: election}, nil
+	return &kubeClients{kube: kube, dynamic: dyn, election: election, host: cfg.Host}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
@@ -20,11 +21,21 @@ import (
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/version"
 )
 
+// testEnv is the real environment, except that the logging flags are only
+// validated: applying them is global to the test process.
+func testEnv() env {
+	e := defaultEnv()
+	e.applyLogging = func(ctx context.Context, c *logsapi.LoggingConfiguration) (context.Context, error) {
+		return ctx, logsapi.Validate(c, nil, nil).ToAggregate()
+	}
+	return e
+}
+
 // noClusterEnv fails the test if the command gets as far as building
 // clients or connecting to the cloud.
 func noClusterEnv(t *testing.T) env {
-	e := defaultEnv()
-	e.clients = func(string) (*kubeClients, error) {
+	e := testEnv()
+	e.clients = func(string, string) (*kubeClients, error) {
 		t.Error("clients built although the configuration is invalid")
 		return nil, errors.New("no clients in this test")
 	}
@@ -144,8 +155,10 @@ var (
 		"kubeconfig", "cluster-id", "cluster-cidr", "cidr-source", "adopt-unmarked", "max-delete-ratio", "exclude-node-label",
 		"cloud-config", "region", "vpc-id", "route-table-ids", "vpc-endpoint", "ecs-endpoint", "sts-endpoint",
 		"metadata-endpoint", "cloud-insecure-http", "cloud-qps", "cloud-burst", "cloud-call-timeout",
-		"route-wait-timeout", "route-table-quota", "credentials-dir", "ram-role", "v",
+		"route-wait-timeout", "route-table-quota", "credentials-dir", "ram-role", "credential-source",
 	}
+	// specLoggingFlags are component-base's, in a set of their own.
+	specLoggingFlags = []string{"v", "vmodule", "logging-format"}
 	specRunFlags = []string{
 		"dry-run", "resync-period", "sync-coalesce", "set-node-condition", "metrics-bind-address", "health-bind-address",
 		"leader-elect", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period",
@@ -178,9 +191,11 @@ func TestFlagsMatchTheContract(t *testing.T) {
 			}
 		})
 	}
-	check(newRunOptions(getenv).flagSet(), append(append([]string{}, specCommonFlags...), specRunFlags...), []string{"output"})
+	runOpts := newRunOptions(getenv)
+	check(runOpts.flagSet(), append(append([]string{"once"}, specCommonFlags...), specRunFlags...), append([]string{"output", "context"}, specLoggingFlags...))
+	check(runOpts.loggingFlags(), specLoggingFlags, specCommonFlags)
 	audit := newAuditOptions().flagSet()
-	check(audit, append([]string{"output"}, specCommonFlags...), specRunFlags)
+	check(audit, append([]string{"output", "only-drift", "timeout", "context"}, specCommonFlags...), append([]string{"once"}, append(specRunFlags, specLoggingFlags...)...))
 	if f := audit.ShorthandLookup("o"); f == nil || f.Name != "output" {
 		t.Error("audit: -o is not --output")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,9 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/klog/v2"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	// The json logging format of --logging-format.
+	_ "k8s.io/component-base/logs/json/register"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/ipam"
@@ -35,7 +36,10 @@ const (
 // comes from, what is ours, and how to reach the cloud.
 type commonOptions struct {
 	kubeconfig string
-	cidrSource string
+	// kubeContext is audit's --context; run uses the current context.
+	kubeContext string
+	cidrSource  string
+	logging     *logsapi.LoggingConfiguration
 	route      *route.Options
 	cloud      *cloud.Options
 }
@@ -43,13 +47,14 @@ type commonOptions struct {
 func newCommonOptions() commonOptions {
 	return commonOptions{
 		cidrSource: string(ipam.ModeAuto),
+		logging:    logsapi.NewLoggingConfiguration(),
 		route:      route.NewOptions(),
 		cloud:      cloud.NewOptions(),
 	}
 }
 
 func (o *commonOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file; empty uses the in-cluster service account.")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig file. Empty: as kubectl, $KUBECONFIG, else ~/.kube/config, else the in-cluster service account.")
 	fs.StringVar(&o.cidrSource, "cidr-source", o.cidrSource, "Where node pod CIDRs come from: nodes (spec.podCIDRs, host-local IPAM), spiderpool (per-node SpiderIPPools), calico (Calico IPAM block affinities), or auto (spec.podCIDRs, with SpiderIPPools checked against them when the CRD exists; Calico's block affinities when they exist and no node has a podCIDR).")
 	o.route.AddPolicyFlags(fs)
 	o.cloud.AddFlags(fs)
@@ -73,6 +78,9 @@ func (o *commonOptions) validate() (validated, error) {
 	if err := o.cloud.Validate(); err != nil {
 		return validated{}, err
 	}
+	if err := logsapi.Validate(o.logging, nil, nil).ToAggregate(); err != nil {
+		return validated{}, fmt.Errorf("logging flags: %w", err)
+	}
 	return validated{mode: mode, cfg: cfg}, nil
 }
 
@@ -87,6 +95,7 @@ type runOptions struct {
 	retryPeriod    time.Duration
 	leaseName      string
 	leaseNamespace string
+	once           bool
 }
 
 func newRunOptions(getenv func(string) string) *runOptions {
@@ -119,8 +128,16 @@ func (o *runOptions) flagSet() *pflag.FlagSet {
 	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", o.retryPeriod, "How often candidates try to acquire and the leader to renew the lease.")
 	fs.StringVar(&o.leaseName, "leader-elect-resource-name", o.leaseName, "Name of the Lease object used for leader election.")
 	fs.StringVar(&o.leaseNamespace, "leader-elect-resource-namespace", o.leaseNamespace, "Namespace of the Lease object; the default is $POD_NAMESPACE when set, else kube-system.")
-	addKlogFlags(fs)
+	fs.BoolVar(&o.once, "once", o.once, "Run one full pass and exit: 0 when every route was placed, 1 otherwise (for migrations and CI). Leader election is off unless --leader-elect is given explicitly.")
 	return fs
+}
+
+// onceDefaults turns leader election off for --once unless the command line
+// asks for it: one pass from a job or CI has no standby to hand over to.
+func (o *runOptions) onceDefaults(fs *pflag.FlagSet) {
+	if o.once && !fs.Changed("leader-elect") {
+		o.leaderElect = false
+	}
 }
 
 func (o *runOptions) validate() (validated, error) {
@@ -166,18 +183,26 @@ const (
 // auditOptions are the flags of audit.
 type auditOptions struct {
 	commonOptions
-	output string
+	output    string
+	onlyDrift bool
+	timeout   time.Duration
 }
 
+// defaultAuditTimeout bounds an audit, so that an unreachable API server or
+// cloud fails a cron job instead of hanging it.
+const defaultAuditTimeout = time.Minute
+
 func newAuditOptions() *auditOptions {
-	return &auditOptions{commonOptions: newCommonOptions(), output: outputTable}
+	return &auditOptions{commonOptions: newCommonOptions(), output: outputTable, timeout: defaultAuditTimeout}
 }
 
 func (o *auditOptions) flagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name+" audit", pflag.ContinueOnError)
 	o.addFlags(fs)
-	fs.StringVarP(&o.output, "output", "o", o.output, "Output format: table, json or yaml.")
-	addKlogFlags(fs)
+	fs.StringVar(&o.kubeContext, "context", o.kubeContext, "The kubeconfig context to use, as kubectl's --context. Empty: the current context.")
+	fs.StringVarP(&o.output, "output", "o", o.output, "Output format: table, json or yaml (JSON and YAML carry apiVersion "+route.ReportAPIVersion+" and kind "+route.ReportKind+").")
+	fs.BoolVar(&o.onlyDrift, "only-drift", o.onlyDrift, "List only the routes that are not in sync; the summary still counts every route.")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "Give up after this long, naming what could not be reached (exit code 2).")
 	return fs
 }
 
@@ -187,14 +212,19 @@ func (o *auditOptions) validate() (validated, error) {
 	default:
 		return validated{}, fmt.Errorf("--output must be table, json or yaml, not %q", o.output)
 	}
+	if o.timeout <= 0 {
+		return validated{}, fmt.Errorf("--timeout must be positive, not %v", o.timeout)
+	}
 	return o.commonOptions.validate()
 }
 
-// addKlogFlags registers klog's flags (-v, --vmodule, ...).
-func addKlogFlags(fs *pflag.FlagSet) {
-	gofs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(gofs)
-	fs.AddGoFlagSet(gofs)
+// loggingFlags are component-base's logging flags (--logging-format text or
+// json, -v, --vmodule, ...), the ones every Kubernetes component has. They
+// are a set of their own so that --help lists them apart from ours.
+func (o *commonOptions) loggingFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("logging", pflag.ContinueOnError)
+	logsapi.AddFlags(o.logging, fs)
+	return fs
 }
 
 // normalizeBindAddress accepts host:port with an optional host and a
@@ -217,23 +247,33 @@ func normalizeBindAddress(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// parseFlags parses a subcommand's flags. It returns done=true with the exit
-// code when the command must stop: after --help (0) or on a bad flag (2).
-func parseFlags(fs *pflag.FlagSet, args []string, cmd string, stdout, stderr io.Writer) (code int, done bool) {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
+// parseFlags parses a subcommand's flags, its own (fs) and the logging
+// flags, listed apart in --help. It returns done=true with the exit code
+// when the command must stop: after --help (0) or on a bad flag (2).
+func parseFlags(fs, logging *pflag.FlagSet, args []string, cmd string, stdout, stderr io.Writer) (code int, done bool) {
+	all := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
+	all.AddFlagSet(fs)
+	all.AddFlagSet(logging)
+	all.SetOutput(io.Discard)
+	err := all.Parse(args)
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage:\n  %s %s [flags]\n\nFlags:\n%s", name, cmd, fs.FlagUsages())
+		fmt.Fprintf(stdout, "Usage:\n  %s %s [flags]\n\nFlags:\n%s\nLogging flags:\n%s%s", name, cmd, fs.FlagUsages(), logging.FlagUsages(), exitCodesHelp[cmd])
 		return exitOK, true
 	case err != nil:
 		usageError(stderr, cmd, err)
 		return exitUsage, true
-	case fs.NArg() > 0:
-		usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case all.NArg() > 0:
+		usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", all.Arg(0)))
 		return exitUsage, true
 	}
 	return exitOK, false
+}
+
+// exitCodesHelp ends each subcommand's --help.
+var exitCodesHelp = map[string]string{
+	"run":   "\nExit codes: 0 stopped cleanly (or --once placed every route), 1 runtime failure (or --once left routes unplaced), 2 bad flags or configuration.\n",
+	"audit": "\nExit codes: 0 in sync, 1 drift, 2 error (bad flags or configuration, the cluster or the cloud could not be read within --timeout).\n",
 }
 
 // usageError prints a configuration error as one sentence.

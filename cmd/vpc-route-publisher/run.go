@@ -32,15 +32,21 @@ func (e configError) Unwrap() error { return e.err }
 
 func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
 	o := newRunOptions(e.getenv)
-	if code, done := parseFlags(o.flagSet(), args, "run", stdout, stderr); done {
+	fs := o.flagSet()
+	if code, done := parseFlags(fs, o.loggingFlags(), args, "run", stdout, stderr); done {
 		return code
 	}
+	o.onceDefaults(fs)
 	v, err := o.validate()
 	if err != nil {
 		usageError(stderr, "run", err)
 		return exitUsage
 	}
-	clients, err := e.clients(o.kubeconfig)
+	if ctx, err = e.applyLogging(ctx, o.logging); err != nil {
+		usageError(stderr, "run", err)
+		return exitUsage
+	}
+	clients, err := e.clients(o.kubeconfig, "")
 	if err != nil {
 		usageError(stderr, "run", err)
 		return exitUsage
@@ -58,7 +64,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e 
 
 // runController runs the publisher until ctx is cancelled. It returns nil
 // after a clean shutdown.
-func runController(ctx context.Context, o *runOptions, v validated, c *kubeClients, e env) error {
+func runController(ctx context.Context, o *runOptions, v validated, c *kubeClients, e env) (err error) {
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting", "version", version.Get(), "cidrSource", v.mode, "clusterID", v.cfg.Policy.ClusterID,
 		"clusterCIDRs", v.cfg.Policy.ClusterCIDRs, "dryRun", v.cfg.DryRun, "leaderElect", o.leaderElect)
@@ -150,6 +156,24 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 	}
 	controller.Store(ctl)
 
+	work := ctl.Run
+	if o.once {
+		// One pass, then stop everything, the election included.
+		onceCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		var passErr error
+		work = func(ctx context.Context) error {
+			defer stop()
+			passErr = ctl.Once(ctx)
+			return passErr
+		}
+		defer func() {
+			if err == nil && passErr != nil {
+				err = fmt.Errorf("the pass of --once: %w", passErr)
+			}
+		}()
+		ctx = onceCtx
+	}
 	if o.leaderElect {
 		err = runLeading(ctx, election{
 			client:        c.election,
@@ -159,9 +183,9 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 			leaseDuration: o.leaseDuration,
 			renewDeadline: o.renewDeadline,
 			retryPeriod:   o.retryPeriod,
-		}, ctl.Run)
+		}, work)
 	} else {
-		err = ctl.Run(ctx)
+		err = work(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("route controller: %w", err)

@@ -75,8 +75,8 @@ func newCluster(t *testing.T, nodes ...*corev1.Node) *cluster {
 }
 
 func (c *cluster) env() env {
-	e := defaultEnv()
-	e.clients = func(string) (*kubeClients, error) {
+	e := testEnv()
+	e.clients = func(string, string) (*kubeClients, error) {
 		return &kubeClients{kube: c.kube, dynamic: c.dyn, election: c.kube}, nil
 	}
 	e.listening = c.ln.record

@@ -182,6 +182,8 @@ type Controller struct {
 	lastSync atomic.Pointer[time.Time]
 	retry    workqueue.TypedRateLimiter[string]
 	running  atomic.Bool
+	// lastReport is the report of the last pass that ran, for Once.
+	lastReport atomic.Pointer[Report]
 
 	// resolver caches node → instance mappings; safe for concurrent use.
 	resolver *resolver
@@ -279,13 +281,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithName("route-controller")
 	ctx = klog.NewContext(ctx, logger)
 
-	if c.recorder == nil {
-		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
-		defer broadcaster.Shutdown()
-		c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
-		defer func() { c.recorder = nil }()
-	}
+	defer c.startRecorder(ctx)()
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedMaxOfRateLimiter(
@@ -362,6 +358,46 @@ func (c *Controller) Run(ctx context.Context) error {
 	queue.ShutDown()
 	wg.Wait()
 	logger.Info("Stopped")
+	return nil
+}
+
+// startRecorder starts recording events, unless a recorder was injected;
+// the returned function stops it.
+func (c *Controller) startRecorder(ctx context.Context) (stop func()) {
+	if c.recorder != nil {
+		return func() {}
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
+	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
+	return func() {
+		broadcaster.Shutdown()
+		c.recorder = nil
+	}
+}
+
+// Once runs a single pass, the one Run starts with, and returns its error:
+// nil when every entry was placed. It is run --once, for migrations and CI
+// (as external-dns's --once). The caller must have started the informers.
+func (c *Controller) Once(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("route controller is already running")
+	}
+	defer c.running.Store(false)
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithName("route-controller"))
+	defer c.startRecorder(ctx)()
+	c.metrics.DryRun.Set(boolFloat(c.cfg.DryRun))
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, append([]cache.InformerSynced{c.informer.HasSynced}, c.synced...)...) {
+		return fmt.Errorf("waiting for caches: %w", context.Cause(ctx))
+	}
+	if err := c.sync(ctx); err != nil {
+		return err
+	}
+	// A pass can succeed and leave routes unplaced (a node whose instance
+	// is unknown, a conflict): --once is for CI, so that is a failure too.
+	if rep := c.lastReport.Load(); rep != nil && !rep.InSync() {
+		return fmt.Errorf("not in sync after the pass: %s", rep.Summary())
+	}
 	return nil
 }
 

@@ -79,6 +79,11 @@ func (o *Options) Config() (Config, error) {
 		if p != p.Masked() {
 			return Config{}, fmt.Errorf("--cluster-cidr: %s has host bits set (did you mean %s?)", p, p.Masked())
 		}
+		if p.Bits() == 0 {
+			// Every Instance entry of the family would be inside the
+			// ownership guard: a typo away from claiming the VPC's routes.
+			return Config{}, fmt.Errorf("--cluster-cidr: %s covers the whole address family; give the cluster's pod CIDRs", p)
+		}
 		cidrs = append(cidrs, p)
 	}
 	if o.MaxDeleteRatio < 0 || o.MaxDeleteRatio > 1 {

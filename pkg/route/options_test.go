@@ -60,6 +60,8 @@ func TestOptions(t *testing.T) {
 		{[]string{"--cluster-id=prod"}, "--cluster-cidr is required"},
 		{[]string{"--cluster-id=prod", "--cluster-cidr=10.0.0.0"}, "is not a CIDR prefix"},
 		{[]string{"--cluster-id=prod", "--cluster-cidr=10.0.0.1/16"}, "host bits set"},
+		{[]string{"--cluster-id=prod", "--cluster-cidr=0.0.0.0/0"}, "0.0.0.0/0 covers the whole address family"},
+		{[]string{"--cluster-id=prod", "--cluster-cidr=10.0.0.0/8,::/0"}, "::/0 covers the whole address family"},
 		{[]string{"--cluster-id=prod", "--cluster-cidr=10.0.0.0/16", "--max-delete-ratio=1.5"}, "between 0 and 1"},
 		{[]string{"--cluster-id=prod", "--cluster-cidr=10.0.0.0/16", "--resync-period=0s"}, "--resync-period"},
 		{[]string{"--cluster-id=a;b", "--cluster-cidr=10.0.0.0/16"}, "--cluster-id"},

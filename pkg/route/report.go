@@ -105,6 +105,47 @@ type Report struct {
 	// budget left in its window for routes of existing nodes.
 	Valve    ValveState `json:"valve"`
 	Withheld []Route    `json:"withheld"`
+	// OmittedInSync counts the in-sync routes OnlyDrift left out of Routes;
+	// they still count in Counts and Summary.
+	OmittedInSync int `json:"omittedInSync,omitempty"`
+}
+
+// ReportAPIVersion and ReportKind head the JSON and YAML renderings of a
+// report, so that scripts can check the shape they parse; a change of shape
+// that breaks them gets a new version.
+const (
+	ReportAPIVersion = "vpc-route-publisher.io/v1"
+	ReportKind       = "RouteAudit"
+)
+
+// reportDocument is a report as rendered in JSON and YAML: the envelope,
+// the one-line summary and the verdict, then the report's fields.
+type reportDocument struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Summary    string `json:"summary"`
+	InSync     bool   `json:"inSync"`
+	*Report
+}
+
+func (r *Report) document() reportDocument {
+	return reportDocument{APIVersion: ReportAPIVersion, Kind: ReportKind, Summary: r.Summary(), InSync: r.InSync(), Report: r.withEmptyLists()}
+}
+
+// OnlyDrift returns a copy of the report without the routes that are in
+// sync, for audit --only-drift: what is left needs attention. The summary
+// still counts the omitted routes.
+func (r *Report) OnlyDrift() *Report {
+	out := *r
+	out.Routes = nil
+	for _, rr := range r.Routes {
+		if rr.State == StateInSync {
+			out.OmittedInSync++
+			continue
+		}
+		out.Routes = append(out.Routes, rr)
+	}
+	return &out
 }
 
 // withEmptyLists returns a copy of the report whose nil lists are empty, so
@@ -138,6 +179,9 @@ func (r *Report) InSync() bool {
 // Counts returns the number of routes in each state.
 func (r *Report) Counts() map[RouteState]int {
 	counts := map[RouteState]int{}
+	if r.OmittedInSync > 0 {
+		counts[StateInSync] = r.OmittedInSync
+	}
 	for _, rr := range r.Routes {
 		counts[rr.State]++
 	}
@@ -148,7 +192,7 @@ func (r *Report) Counts() map[RouteState]int {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r.withEmptyLists()); err != nil {
+	if err := enc.Encode(r.document()); err != nil {
 		return fmt.Errorf("writing the report as JSON: %w", err)
 	}
 	return nil
@@ -156,7 +200,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // WriteYAML renders the report as YAML.
 func (r *Report) WriteYAML(w io.Writer) error {
-	data, err := yaml.Marshal(r.withEmptyLists())
+	data, err := yaml.Marshal(r.document())
 	if err != nil {
 		return fmt.Errorf("rendering the report as YAML: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -256,5 +257,44 @@ func TestAuditShowsNotesWithoutDrift(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "NOTE") || !strings.Contains(buf.String(), "published as 1 route entry") {
 		t.Errorf("table lacks the note:\n%s", buf.String())
+	}
+}
+
+// TestReportDocumentShape checks the envelope scripts rely on (apiVersion,
+// kind, summary, inSync) and that OnlyDrift keeps what needs attention while
+// the summary still counts every route.
+func TestReportDocumentShape(t *testing.T) {
+	rep := &Report{ClusterID: "c", Routes: []RouteReport{
+		{Node: "a", Destination: "10.0.0.0/24", State: StateInSync},
+		{Node: "b", Destination: "10.0.1.0/24", State: StateMissing},
+		{Node: "c", Destination: "10.0.2.0/24", State: StateInSync},
+	}}
+	drift := rep.OnlyDrift()
+	if len(drift.Routes) != 1 || drift.Routes[0].Node != "b" || len(rep.Routes) != 3 {
+		t.Fatalf("OnlyDrift routes %v (original %d), want only b and the original untouched", drift.Routes, len(rep.Routes))
+	}
+	if got, want := drift.Summary(), rep.Summary(); got != want || want != "drift: 2 in-sync, 1 missing" {
+		t.Errorf("summary after OnlyDrift %q, before %q, want both %q", got, want, "drift: 2 in-sync, 1 missing")
+	}
+	for _, write := range []func(io.Writer) error{drift.WriteJSON, drift.WriteYAML} {
+		var b bytes.Buffer
+		if err := write(&b); err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(b.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc["apiVersion"] != ReportAPIVersion || doc["kind"] != ReportKind || doc["summary"] != rep.Summary() || doc["inSync"] != false ||
+			doc["clusterID"] != "c" || len(doc["routes"].([]any)) != 1 {
+			t.Errorf("document %v", doc)
+		}
+	}
+	var b bytes.Buffer
+	if err := drift.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "10.0.0.0/24") || !strings.Contains(b.String(), "10.0.1.0/24") || !strings.HasSuffix(b.String(), rep.Summary()+"\n") {
+		t.Errorf("table with only drift:\n%s", b.String())
 	}
 }

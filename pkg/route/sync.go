@@ -127,6 +127,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	ran = true
 	rep := c.buildReport(obs, out)
 	rep.DryRun = c.cfg.DryRun
+	c.lastReport.Store(rep)
 	c.publishMetrics(rep)
 	c.observeConvergence(obs, rep)
 	if !c.cfg.DryRun && c.cfg.SetNodeCondition {
