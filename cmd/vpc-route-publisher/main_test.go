@@ -159,7 +159,7 @@ var (
 	}
 	// specLoggingFlags are component-base's, in a set of their own.
 	specLoggingFlags = []string{"v", "vmodule", "logging-format"}
-	specRunFlags = []string{
+	specRunFlags     = []string{
 		"dry-run", "resync-period", "sync-coalesce", "set-node-condition", "metrics-bind-address", "health-bind-address",
 		"leader-elect", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period",
 		"leader-elect-resource-name", "leader-elect-resource-namespace",

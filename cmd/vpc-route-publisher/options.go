@@ -40,8 +40,8 @@ type commonOptions struct {
 	kubeContext string
 	cidrSource  string
 	logging     *logsapi.LoggingConfiguration
-	route      *route.Options
-	cloud      *cloud.Options
+	route       *route.Options
+	cloud       *cloud.Options
 }
 
 func newCommonOptions() commonOptions {
