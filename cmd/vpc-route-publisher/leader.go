@@ -25,6 +25,8 @@ type election struct {
 	leaseDuration time.Duration
 	renewDeadline time.Duration
 	retryPeriod   time.Duration
+	// fence, when set, learns of every renewal (see leaseFence).
+	fence *leaseFence
 }
 
 // leaseIdentity names this replica in the Lease: the host (the pod name in
@@ -50,10 +52,13 @@ func leaseIdentity() string {
 func runLeading(ctx context.Context, e election, work func(context.Context) error) error {
 	logger := klog.FromContext(ctx).WithValues("lease", e.namespace+"/"+e.name, "identity", e.identity)
 	ctx = klog.NewContext(ctx, logger)
-	lock := &resourcelock.LeaseLock{
+	var lock resourcelock.Interface = &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: e.namespace, Name: e.name},
 		Client:     e.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.identity},
+	}
+	if e.fence != nil {
+		lock = fencedLock{Interface: lock, fence: e.fence}
 	}
 	for {
 		var (

@@ -141,7 +141,15 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 		ready.add("permissions", access.permissions.Check)
 		go access.permissions.Run(ctx, o.cloud.PermissionCheckInterval)
 	}
+	identity := leaseIdentity()
+	var fence route.Fence
+	var leaseFenceOf *leaseFence
+	if o.leaderElect {
+		leaseFenceOf = newLeaseFence(identity, o.leaseDuration, o.renewDeadline)
+		fence = leaseFenceOf
+	}
 	ctl, err := route.New(v.cfg, route.Deps{
+		Fence:     fence,
 		Kube:      c.kube,
 		Nodes:     nodes,
 		Source:    src,
@@ -179,7 +187,8 @@ func runController(ctx context.Context, o *runOptions, v validated, c *kubeClien
 			client:        c.election,
 			namespace:     o.leaseNamespace,
 			name:          o.leaseName,
-			identity:      leaseIdentity(),
+			identity:      identity,
+			fence:         leaseFenceOf,
 			leaseDuration: o.leaseDuration,
 			renewDeadline: o.renewDeadline,
 			retryPeriod:   o.retryPeriod,

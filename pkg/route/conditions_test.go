@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -123,5 +124,29 @@ func TestNeverInheritAnotherNodesRoute(t *testing.T) {
 	h.settledPass()
 	if c := h.condition("cn-chengdu.i-a"); c == nil || c.Status != corev1.ConditionTrue {
 		t.Errorf("node A with an unverified route: condition %+v, want True", c)
+	}
+}
+
+// TestMetricsForgottenWhenLeadershipEnds: once Run returns (the lease is
+// lost), the replica exports no drift, problem or valve values of its own.
+func TestMetricsForgottenWhenLeadershipEnds(t *testing.T) {
+	n := testNode("i-a", "10.0.1.0/24")
+	n.Spec.ProviderID = "" // a problem: no instance
+	h := newHarness(t, []*corev1.Node{n, testNode("i-b", "10.0.2.0/24")})
+	h.cloud.do(func(c *fakeCloud) {
+		c.createErr[netip.MustParsePrefix("10.0.2.0/24")] = &apiError{ErrQuotaExceeded, "QuotaExceeded.Route"}
+	})
+	h.start()
+	h.eventually("drift and problems exported", func() bool {
+		return h.entries("vtb-1", EntriesMissing) == 1 && testutil.ToFloat64(h.metrics.Problems.WithLabelValues(ReasonNoInstance)) == 1
+	})
+	h.stop()
+	for _, name := range []string{"vpc_route_publisher_route_entries", "vpc_route_publisher_problems", "vpc_route_publisher_route_table_quota_used"} {
+		if n, err := testutil.GatherAndCount(h.reg, name); err != nil || n != 0 {
+			t.Errorf("%s: %d series after leadership ended (%v), want none", name, n, err)
+		}
+	}
+	if v := testutil.ToFloat64(h.metrics.Leader); v != 0 {
+		t.Errorf("leader = %v after leadership ended", v)
 	}
 }

@@ -159,6 +159,10 @@ type Deps struct {
 	Synced []cache.InformerSynced
 	// Clock defaults to the real clock.
 	Clock clock.WithTicker
+	// Fence, when set, says whether this replica may still write (see
+	// Fence); every cloud write and node patch asks it first. Nil without
+	// leader election.
+	Fence Fence
 }
 
 // Controller publishes the desired routes of the cluster into the VPC
@@ -177,6 +181,7 @@ type Controller struct {
 	recorder  record.EventRecorder
 	synced    []cache.InformerSynced
 	clock     clock.WithTicker
+	fence     Fence
 
 	queue    atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
 	lastSync atomic.Pointer[time.Time]
@@ -243,6 +248,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		recorder:  d.Recorder,
 		synced:    d.Synced,
 		clock:     clk,
+		fence:     d.Fence,
 		retry:     workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.MinRetryDelay, cfg.MaxRetryableDelay),
 		resolver:  newResolver(d.Instances),
 		state:     newPassState(),
@@ -279,7 +285,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.running.Store(false)
 	defer utilruntime.HandleCrashWithContext(ctx)
 	logger := klog.FromContext(ctx).WithName("route-controller")
-	ctx = klog.NewContext(ctx, logger)
+	ctx = WithFence(klog.NewContext(ctx, logger), c.fence)
 
 	defer c.startRecorder(ctx)()
 
@@ -330,6 +336,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	// Run is only called while leading (or without leader election).
 	c.metrics.SetLeader(true)
 	defer c.metrics.SetLeader(false)
+	defer c.metrics.forgetLeaderState()
 	logger.Info("Waiting for caches", "dryRun", c.cfg.DryRun)
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, append([]cache.InformerSynced{c.informer.HasSynced}, c.synced...)...) {
 		return fmt.Errorf("waiting for caches: %w", context.Cause(ctx))

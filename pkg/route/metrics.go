@@ -207,6 +207,16 @@ func (m *Metrics) setProblems(problems []Problem) {
 	}
 }
 
+// forgetLeaderState removes what only the leader knows (drift, quota,
+// problems, the valve): a replica that lost the lease must not keep
+// exporting its last values, which alerts taking the max over replicas
+// would read as current.
+func (m *Metrics) forgetLeaderState() {
+	m.setTables(nil)
+	m.setProblems(nil)
+	m.setValve(ValveState{}, nil)
+}
+
 // setValve publishes the valve's state: which causes it withholds and the
 // budget left in its window.
 func (m *Metrics) setValve(v ValveState, tripped map[string]bool) {
