@@ -56,7 +56,8 @@ func newScenario(t *testing.T) *scenario {
 	return s
 }
 
-// reset deletes every Node and SpiderIPPool and resets the simulator.
+// reset deletes every Node, SpiderIPPool and Calico IPAM object and resets
+// the simulator.
 func (s *scenario) reset() {
 	s.t.Helper()
 	ctx := s.ctx
@@ -66,6 +67,7 @@ func (s *scenario) reset() {
 	if err := env.Dynamic.Resource(ippoolGVR).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		s.t.Fatalf("deleting SpiderIPPools: %v", err)
 	}
+	s.resetCalico()
 	if err := env.Sim.Reset(ctx); err != nil {
 		s.t.Fatalf("resetting the simulator: %v", err)
 	}

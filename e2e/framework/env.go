@@ -25,6 +25,9 @@ type Paths struct {
 	// SpiderpoolCRDs is the directory of the SpiderIPPool CRD, which lives
 	// beside the repository in shared/testdata/spiderpool.
 	SpiderpoolCRDs string
+	// CalicoCRDs is the directory of Calico's IPAM CRDs (both API groups),
+	// beside the repository in shared/testdata/calico.
+	CalicoCRDs string
 }
 
 // FindPaths walks up from the working directory to the repository root.
@@ -40,6 +43,7 @@ func FindPaths() (Paths, error) {
 				Root:           root,
 				Bin:            filepath.Join(root, "bin"),
 				SpiderpoolCRDs: filepath.Join(filepath.Dir(root), "shared", "testdata", "spiderpool"),
+				CalicoCRDs:     filepath.Join(filepath.Dir(root), "shared", "testdata", "calico"),
 			}, nil
 		}
 		parent := filepath.Dir(dir)
@@ -136,12 +140,14 @@ func Setup(ctx context.Context, dir string) (env *Env, err error) {
 		return nil, err
 	}
 
-	crds, err := ReadManifests(paths.SpiderpoolCRDs)
-	if err != nil {
-		return nil, fmt.Errorf("reading the SpiderIPPool CRD: %w", err)
-	}
-	if err := env.Applier.InstallCRDs(ctx, Filter(crds, "CustomResourceDefinition")...); err != nil {
-		return nil, err
+	for what, dir := range map[string]string{"the SpiderIPPool CRD": paths.SpiderpoolCRDs, "the Calico IPAM CRDs": paths.CalicoCRDs} {
+		crds, err := ReadManifests(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		if err := env.Applier.InstallCRDs(ctx, Filter(crds, "CustomResourceDefinition")...); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := env.applyDeployRBAC(ctx); err != nil {
