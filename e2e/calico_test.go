@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -146,7 +147,7 @@ func TestCalicoMode(t *testing.T) {
 	// node R's block.
 	s.calicoStrictAffinity(false)
 	s.calicoBlock("10.244.0.0/26", nodeR, nodeR, nodeT)
-	msg := s.waitEvent(nodeT, "RouteProblem")
+	msg := s.waitEventMatching(nodeT, "RouteProblem", "borrowed")
 	if !strings.Contains(msg, "10.244.0.1") || !strings.Contains(msg, "calicoctl ipam configure --strictaffinity=true") {
 		t.Errorf("the borrowing event does not name the address and the fix: %q", msg)
 	}
@@ -208,4 +209,29 @@ func TestAutoModePicksCalico(t *testing.T) {
 	s.calicoAffinity(nodeR, "10.244.5.0/26", "confirmed")
 	s.start(s.options())
 	s.waitTable(want{"10.244.5.0/26": "i-2vcxxr"})
+}
+
+// waitEventMatching waits for an event with reason on the named object
+// whose message contains text (events of earlier tests on a node of the
+// same name may be around), and returns its message.
+func (s *scenario) waitEventMatching(objectName, reason, text string) string {
+	s.t.Helper()
+	var msg string
+	err := framework.Poll(s.ctx, pollEvery, waitTimeout, func(ctx context.Context) (bool, error) {
+		evs, err := env.Kube.CoreV1().Events(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == objectName && e.Reason == reason && strings.Contains(e.Message, text) {
+				msg = e.Message
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		s.t.Fatalf("no %s event on %s mentioning %q: %v", reason, objectName, text, err)
+	}
+	return msg
 }
