@@ -189,11 +189,21 @@ func (a *Applier) InstallCRDs(ctx context.Context, crds ...*unstructured.Unstruc
 // that a process using the kubeconfig has exactly the rights RBAC grants the
 // ServiceAccount.
 func ServiceAccountKubeconfig(ctx context.Context, admin kubernetes.Interface, cp *ControlPlane, namespace, name, path string) error {
+	token, err := ServiceAccountToken(ctx, admin, namespace, name)
+	if err != nil {
+		return err
+	}
+	return WriteKubeconfig(path, cp.ServerURL, cp.PKI.CACert, &clientcmdapi.AuthInfo{Token: token})
+}
+
+// ServiceAccountToken mints a token of the ServiceAccount with the
+// TokenRequest API, valid for four hours (longer than any e2e run).
+func ServiceAccountToken(ctx context.Context, admin kubernetes.Interface, namespace, name string) (string, error) {
 	tr, err := admin.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](4 * 3600)},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("requesting a token for service account %s/%s: %w", namespace, name, err)
+		return "", fmt.Errorf("requesting a token for service account %s/%s: %w", namespace, name, err)
 	}
-	return WriteKubeconfig(path, cp.ServerURL, cp.PKI.CACert, &clientcmdapi.AuthInfo{Token: tr.Status.Token})
+	return tr.Status.Token, nil
 }

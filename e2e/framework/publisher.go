@@ -46,6 +46,12 @@ type PublisherOptions struct {
 // Publisher is one running replica.
 type Publisher struct {
 	*Process
+	Endpoints
+}
+
+// Endpoints are the HTTP endpoints of a replica, whether it runs as a
+// process of the harness or in a container.
+type Endpoints struct {
 	MetricsURL string
 	HealthURL  string
 }
@@ -120,7 +126,7 @@ func StartPublisher(ctx context.Context, sim *Alisim, o PublisherOptions) (*Publ
 	if err != nil {
 		return nil, err
 	}
-	pub := &Publisher{Process: p, MetricsURL: "http://" + metricsAddr + "/metrics", HealthURL: "http://" + healthAddr}
+	pub := &Publisher{Process: p, Endpoints: NewEndpoints(metricsAddr, healthAddr)}
 	client := &http.Client{Timeout: 2 * time.Second}
 	if err := waitReady(ctx, p, time.Minute, func(ctx context.Context) error {
 		return httpGetOK(ctx, client, pub.HealthURL+"/healthz", "")
@@ -131,19 +137,25 @@ func StartPublisher(ctx context.Context, sim *Alisim, o PublisherOptions) (*Publ
 	return pub, nil
 }
 
+// NewEndpoints returns the endpoints of a replica started with
+// --metrics-bind-address=metricsAddr and --health-bind-address=healthAddr.
+func NewEndpoints(metricsAddr, healthAddr string) Endpoints {
+	return Endpoints{MetricsURL: "http://" + metricsAddr + "/metrics", HealthURL: "http://" + healthAddr}
+}
+
 // Ready reports whether /readyz answers 200.
-func (p *Publisher) Ready(ctx context.Context) error {
+func (p Endpoints) Ready(ctx context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	return httpGetOK(ctx, client, p.HealthURL+"/readyz", "")
 }
 
 // Metrics scrapes the replica's /metrics.
-func (p *Publisher) Metrics(ctx context.Context) (Metrics, error) {
+func (p Endpoints) Metrics(ctx context.Context) (Metrics, error) {
 	return ScrapeMetrics(ctx, p.MetricsURL)
 }
 
 // IsLeader reports whether the replica's leader gauge is 1.
-func (p *Publisher) IsLeader(ctx context.Context) bool {
+func (p Endpoints) IsLeader(ctx context.Context) bool {
 	m, err := p.Metrics(ctx)
 	return err == nil && m.Get("vpc_route_publisher_leader", nil) == 1
 }
