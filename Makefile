@@ -6,6 +6,9 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN      := $(CURDIR)/bin
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Evaluated once, so that the image's tag and the version stamped into its
+# binaries cannot differ when the tree changes during a build.
+VERSION  := $(VERSION)
 LDFLAGS  := -s -w -X github.com/vpc-route-publisher/vpc-route-publisher/pkg/version.Version=$(VERSION)
 export CGO_ENABLED ?= 0
 

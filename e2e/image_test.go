@@ -113,6 +113,21 @@ func TestReleaseImage(t *testing.T) {
 	})
 
 	pub := framework.NewEndpoints(metricsAddr, healthAddr)
+	// A container that exits at start-up (a flag the image does not know,
+	// a file it cannot read) fails the test at once, with its log.
+	err = framework.Poll(s.ctx, pollEvery, waitTimeout, func(ctx context.Context) (bool, error) {
+		st, err := ctr.Inspect(ctx)
+		if err != nil {
+			return false, err
+		}
+		if !st.State.Running {
+			return false, framework.Permanent(fmt.Errorf("the container exited with code %d", st.State.ExitCode))
+		}
+		return pub.Healthy(ctx) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the container's publisher never answered /healthz: %v", err)
+	}
 	s.waitTable(want{"10.244.0.0/24": "i-2vcxxr", "10.244.1.0/24": "i-2vcxxs"})
 	s.waitNodeCondition(nodeR)
 	s.waitNodeCondition(nodeS)

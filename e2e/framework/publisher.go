@@ -127,10 +127,7 @@ func StartPublisher(ctx context.Context, sim *Alisim, o PublisherOptions) (*Publ
 		return nil, err
 	}
 	pub := &Publisher{Process: p, Endpoints: NewEndpoints(metricsAddr, healthAddr)}
-	client := &http.Client{Timeout: 2 * time.Second}
-	if err := waitReady(ctx, p, time.Minute, func(ctx context.Context) error {
-		return httpGetOK(ctx, client, pub.HealthURL+"/healthz", "")
-	}); err != nil {
+	if err := waitReady(ctx, p, time.Minute, pub.Healthy); err != nil {
 		_ = p.Stop(DefaultStopTimeout)
 		return nil, err
 	}
@@ -141,6 +138,12 @@ func StartPublisher(ctx context.Context, sim *Alisim, o PublisherOptions) (*Publ
 // --metrics-bind-address=metricsAddr and --health-bind-address=healthAddr.
 func NewEndpoints(metricsAddr, healthAddr string) Endpoints {
 	return Endpoints{MetricsURL: "http://" + metricsAddr + "/metrics", HealthURL: "http://" + healthAddr}
+}
+
+// Healthy reports whether /healthz answers 200.
+func (p Endpoints) Healthy(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return httpGetOK(ctx, client, p.HealthURL+"/healthz", "")
 }
 
 // Ready reports whether /readyz answers 200.
