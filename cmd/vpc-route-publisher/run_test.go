@@ -217,6 +217,7 @@ func TestRunPublishesAndAuditAgrees(t *testing.T) {
 	for _, m := range []string{
 		`vpc_route_publisher_route_entries{state="present",table="` + alisim.DefaultTableID + `"} 2`,
 		"vpc_route_publisher_leader 1",
+		"vpc_route_publisher_build_info{goversion=",
 		"vpc_route_publisher_cloud_api_calls_total{",
 		"go_goroutines ",
 		"process_start_time_seconds ",

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/klog/v2"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/version"
 )
 
 // readiness answers /readyz: every check must pass. Checks are named so
@@ -84,6 +86,7 @@ func newRegistry() (*prometheus.Registry, error) {
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.NewBuildInfo(),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering runtime metrics: %w", err)
