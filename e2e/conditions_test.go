@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -83,5 +84,63 @@ func TestNodesDeletedOneByOneAreNeverHeld(t *testing.T) {
 		if got := m.Get("vpc_route_publisher_safety_valve_trips_total", nil); got != 0 {
 			t.Fatalf("the valve tripped %v times while nodes were deleted one by one", got)
 		}
+	}
+}
+
+// TestSpiderpoolStepwiseShrinkIsBounded: pools of existing nodes deleted in
+// steps (6 → 3 → 1) delete at most --max-delete-ratio of the owned entries
+// within the safety valve's window: the first step goes through, the
+// second is withheld, whatever the number of passes in between.
+func TestSpiderpoolStepwiseShrinkIsBounded(t *testing.T) {
+	s := newScenario(t)
+	insts, err := env.Sim.AddInstances(s.ctx, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := want{}
+	var pools []string
+	for i, inst := range insts {
+		name := env.Sim.Region + "." + inst.ID
+		cidr := fmt.Sprintf("10.244.%d.0/24", 60+i)
+		s.createNode(node(name, "alicloud://"+name, cidr))
+		pool := fmt.Sprintf("pool-%d", i)
+		s.createPool(pool, name, "10.244.0.0/16", fmt.Sprintf("10.244.%d.1-10.244.%d.254", 60+i, 60+i))
+		pools = append(pools, pool)
+		w[cidr] = inst.ID
+	}
+	o := s.options()
+	o.CIDRSource = "spiderpool"
+	// A short window, so that the test can wait for it to start after
+	// the routes exist: entries created within a window never enlarge its
+	// base.
+	o.ExtraArgs = []string{"--safety-valve-window=15s"}
+	p := s.start(o)
+	s.waitTable(w)
+	s.waitMetric(p, "a window based on the 6 owned entries", func(m framework.Metrics) bool {
+		return m.Get("vpc_route_publisher_safety_valve_window_base", nil) == 6
+	})
+
+	deletePool := func(i int) {
+		if err := env.Dynamic.Resource(ippoolGVR).Delete(s.ctx, pools[i], metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("deleting %s: %v", pools[i], err)
+		}
+	}
+	for i := range 3 {
+		deletePool(i)
+		delete(w, fmt.Sprintf("10.244.%d.0/24", 60+i))
+	}
+	s.waitTable(w) // 3 of 6: exactly the ratio, allowed
+	for i := 3; i < 5; i++ {
+		deletePool(i)
+	}
+	s.waitMetric(p, "the not-desired valve tripped", func(m framework.Metrics) bool {
+		return m.Get("vpc_route_publisher_safety_valve_tripped", map[string]string{"cause": "not-desired"}) == 1
+	})
+	es, err := env.Sim.CustomRoutes(s.ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 {
+		t.Errorf("the second step deleted routes within the window: %s", routeTable(es))
 	}
 }
