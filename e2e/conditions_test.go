@@ -144,3 +144,28 @@ func TestSpiderpoolStepwiseShrinkIsBounded(t *testing.T) {
 		t.Errorf("the second step deleted routes within the window: %s", routeTable(es))
 	}
 }
+
+// TestNeverInheritAnotherNodesRoute: node B's pod CIDR is handed to new node
+// A while no replica runs, and A cannot be mapped to an instance. The next
+// replica does not keep B's entry for A: it collects it, and A stays
+// NetworkUnavailable.
+func TestNeverInheritAnotherNodesRoute(t *testing.T) {
+	s := newScenario(t)
+	s.createNode(node(nodeS, nodeS, "10.244.7.0/24"))
+	first := s.start(s.options())
+	s.waitTable(want{"10.244.7.0/24": "i-2vcxxs"})
+	if err := first.Stop(framework.DefaultStopTimeout); err != nil {
+		t.Fatalf("stopping the replica: %v", err)
+	}
+	s.deleteNode(nodeS)
+	const a = "node-a-without-instance"
+	s.createNode(node(a, "", "10.244.7.0/24"))
+	s.start(s.options())
+	s.waitTable(want{})
+	if err := framework.Poll(s.ctx, pollEvery, waitTimeout, func(context.Context) (bool, error) {
+		c := s.nodeCondition(a)
+		return c != nil && c.Status == corev1.ConditionTrue, nil
+	}); err != nil {
+		t.Errorf("node A without an instance: condition %+v, want True", s.nodeCondition(a))
+	}
+}
