@@ -311,3 +311,47 @@ func TestChartReadmeIsCurrent(t *testing.T) {
 		t.Error("helm/vpc-route-publisher/README.md is stale: run make chart-docs")
 	}
 }
+
+// TestPrometheusRuleValues: SyncStale's threshold is three resync periods,
+// and alerts can be disabled or given labels, as in kube-prometheus-stack.
+func TestPrometheusRuleValues(t *testing.T) {
+	objs := helmSet(t, "metrics.prometheusRule.enabled=true", "resyncPeriod=1h10m",
+		"metrics.prometheusRule.disabled.VPCRoutePublisherCloudThrottled=true",
+		"metrics.prometheusRule.additionalRuleLabels.team=network",
+		"metrics.prometheusRule.additionalRuleLabels.severity=ignored",
+		"metrics.prometheusRule.ruleLabels.VPCRoutePublisherNoLeader.page=now")
+	var spec struct {
+		Groups []struct {
+			Rules []struct {
+				Alert  string            `json:"alert"`
+				Expr   string            `json:"expr"`
+				Labels map[string]string `json:"labels"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	b, err := json.Marshal(objs["PrometheusRule/kube-system/vpc-route-publisher"]["spec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			seen[r.Alert] = true
+			if r.Labels["team"] != "network" || r.Labels["severity"] == "ignored" || r.Labels["severity"] == "" {
+				t.Errorf("%s labels %v, want team=network added and its own severity kept", r.Alert, r.Labels)
+			}
+			if (r.Labels["page"] == "now") != (r.Alert == "VPCRoutePublisherNoLeader") {
+				t.Errorf("%s labels %v: page=now belongs to VPCRoutePublisherNoLeader only", r.Alert, r.Labels)
+			}
+			if r.Alert == "VPCRoutePublisherSyncStale" && !strings.HasSuffix(strings.TrimSpace(r.Expr), "> 12600") {
+				t.Errorf("SyncStale expr %q, want a threshold of 3 x 1h10m = 12600 s", r.Expr)
+			}
+		}
+	}
+	if seen["VPCRoutePublisherCloudThrottled"] || !seen["VPCRoutePublisherSyncStale"] || len(seen) < 10 {
+		t.Errorf("alerts rendered %v, want all but VPCRoutePublisherCloudThrottled", seen)
+	}
+}
