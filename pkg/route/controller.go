@@ -185,8 +185,11 @@ type Controller struct {
 
 	queue    atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
 	lastSync atomic.Pointer[time.Time]
-	retry    workqueue.TypedRateLimiter[string]
-	running  atomic.Bool
+	// window is the safety valve's memory of earlier passes (see
+	// ValveWindow), replaced whole by every pass.
+	window  atomic.Pointer[ValveWindow]
+	retry   workqueue.TypedRateLimiter[string]
+	running atomic.Bool
 	// lastReport is the report of the last pass that ran, for Once.
 	lastReport atomic.Pointer[Report]
 

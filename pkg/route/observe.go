@@ -203,7 +203,7 @@ func (c *Controller) observe(ctx context.Context) (*observation, error) {
 // facts are what the plan needs to know about nodes and instances to tell
 // the causes of deletions apart, and the valve's memory.
 func (c *Controller) facts(obs *observation) Facts {
-	f := Facts{Nodes: obs.existing, Now: c.clock.Now(), Window: c.state.window}
+	f := Facts{Nodes: obs.existing, Now: c.clock.Now(), Window: c.valveWindow()}
 	if obs.status != nil {
 		f.Released = map[string]bool{}
 		for _, r := range obs.current {

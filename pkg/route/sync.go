@@ -24,8 +24,6 @@ type passState struct {
 	unpublished map[string]bool
 	// tripped are the causes the valve withheld at the last pass.
 	tripped map[string]bool
-	// window is the safety valve's memory of earlier passes.
-	window ValveWindow
 }
 
 type seenRoute struct {
@@ -117,7 +115,8 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 		errs = append(errs, c.apply(ctx, plan, out)...)
 	}
 	errs = append(errs, c.disableSourceDestChecks(ctx, obs)...)
-	c.state.window = c.state.window.Record(c.clock.Now(), plan.Owned, notDesiredDeleted(plan, out), c.cfg.Policy.SafetyValveWindow)
+	next := c.valveWindow().Record(c.clock.Now(), plan.Owned, notDesiredDeleted(plan, out), c.cfg.Policy.SafetyValveWindow)
+	c.window.Store(&next)
 	if ctx.Err() != nil {
 		// Leadership lost mid-pass: stop here. The cloud holds what was
 		// written; the next leader's first pass lists it and finishes.
@@ -146,6 +145,15 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	}
 	logger.Info("Pass done", "summary", rep.Summary(), "duration", c.clock.Since(start))
 	return errors.Join(errs...)
+}
+
+// valveWindow returns the safety valve's memory of earlier passes. Audit
+// reads it while the worker writes it: each pass stores a new window.
+func (c *Controller) valveWindow() ValveWindow {
+	if w := c.window.Load(); w != nil {
+		return *w
+	}
+	return ValveWindow{}
 }
 
 // notDesiredDeleted counts the CauseNotDesired deletions the writes made:
