@@ -24,7 +24,7 @@ func causeOf(ctx context.Context, err error) error {
 	if cause == nil || errors.Is(err, cause) || strings.Contains(err.Error(), cause.Error()) {
 		return err
 	}
-	return fmt.Errorf("%w (%v)", err, cause)
+	return fmt.Errorf("%w (%w)", err, cause)
 }
 
 // oneLine folds a multi-line error into one line.

@@ -59,7 +59,9 @@ func TestAuditOnlyDriftAndDocument(t *testing.T) {
 	if code, _, stderr := invoke(t, c.env(), c.runArgs("--once", "--cidr-source=nodes")...); code != exitOK {
 		t.Fatalf("run --once: exit %d, stderr %q", code, stderr)
 	}
-	c.kube.Tracker().Add(testNode("i-2vcxxt", "10.244.2.0/24"))
+	if err := c.kube.Tracker().Add(testNode("i-2vcxxt", "10.244.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
 	code, stdout, stderr := c.audit("-o", "json", "--only-drift", "--cidr-source=nodes")
 	if code != exitFailure {
 		t.Fatalf("audit with a new node: exit %d, stderr %q", code, stderr)

@@ -13,8 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/leaderelection"
 	logsapi "k8s.io/component-base/logs/api/v1"
-	// The json logging format of --logging-format.
-	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/logs/json/register" // the json format of --logging-format
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/ipam"
