@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// ErrFenced: this replica may have lost the leader lease (a renewal failed,
+// ErrFenced means this replica may have lost the leader lease (a renewal failed,
 // or the last successful one is too old), so it must not start a write.
 // Nothing is wrong with the write itself; the next leader makes it.
 var ErrFenced = errors.New("leader lease may be lost: writes are fenced")

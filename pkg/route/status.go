@@ -104,7 +104,7 @@ func nodeVerdicts(rep *Report) map[string]nodeVerdict {
 // records exactly this condition: a condition someone else set (Calico's
 // CalicoIsDown, the cloud-controller-manager's RouteCreated) is never
 // flipped. An excluded node's own condition of ours is withdrawn.
-func (c *Controller) updateConditions(ctx context.Context, obs *observation, rep *Report) []error {
+func (c *Controller) updateConditions(ctx context.Context, rep *Report) []error {
 	if err := ctx.Err(); err != nil {
 		return nil
 	}

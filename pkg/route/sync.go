@@ -130,7 +130,7 @@ func (c *Controller) sync(ctx context.Context) (err error) {
 	c.publishMetrics(rep)
 	c.observeConvergence(obs, rep)
 	if !c.cfg.DryRun && c.cfg.SetNodeCondition {
-		errs = append(errs, c.updateConditions(ctx, obs, rep)...)
+		errs = append(errs, c.updateConditions(ctx, rep)...)
 	}
 	c.emitEvents(ctx, obs, rep, out)
 	c.emitSourceDestEvents(obs, rep)
