@@ -34,21 +34,22 @@ func oneLine(err error) string {
 
 func auditCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
 	o := newAuditOptions()
-	if code, done := parseFlags(o.flagSet(), o.loggingFlags(), args, "audit", stdout, stderr); done {
+	src, code, done := parseFlags(o.flagSet(), o.loggingFlags(), args, e.environ(), "audit", stdout, stderr)
+	if done {
 		return code
 	}
 	v, err := o.validate()
 	if err != nil {
-		usageError(stderr, "audit", err)
+		usageError(stderr, "audit", src.explain(err))
 		return exitUsage
 	}
 	if ctx, err = e.applyLogging(ctx, o.logging); err != nil {
-		usageError(stderr, "audit", err)
+		usageError(stderr, "audit", src.explain(err))
 		return exitUsage
 	}
 	clients, err := e.clients(o.kubeconfig, o.kubeContext)
 	if err != nil {
-		usageError(stderr, "audit", err)
+		usageError(stderr, "audit", src.explain(err))
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the audit did not finish within --timeout=%v", o.timeout))

@@ -39,6 +39,9 @@ type env struct {
 	// a reason that may go away (credentials, network, throttling).
 	connectBackoff wait.Backoff
 	getenv         func(string) string
+	// environ lists the environment (os.Environ), where flags not given on
+	// the command line are looked up (see applyEnv).
+	environ func() []string
 }
 
 // kubeClients are the Kubernetes clients of the command.
@@ -90,6 +93,7 @@ func defaultEnv() env {
 		listening:      func(string, net.Addr) {},
 		connectBackoff: wait.Backoff{Duration: 2 * time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: 2 * time.Minute},
 		getenv:         os.Getenv,
+		environ:        os.Environ,
 	}
 }
 

@@ -22,9 +22,11 @@ import (
 )
 
 // testEnv is the real environment, except that the logging flags are only
-// validated: applying them is global to the test process.
+// validated (applying them is global to the test process) and that the
+// process's environment variables are not read.
 func testEnv() env {
 	e := defaultEnv()
+	e.environ = func() []string { return nil }
 	e.applyLogging = func(ctx context.Context, c *logsapi.LoggingConfiguration) (context.Context, error) {
 		return ctx, logsapi.Validate(c, nil, nil).ToAggregate()
 	}

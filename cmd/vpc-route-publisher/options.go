@@ -59,6 +59,10 @@ func (o *commonOptions) addFlags(fs *pflag.FlagSet) {
 	o.cloud.AddFlags(fs)
 }
 
+// loggingFlagOf names the flag behind a field of the logging
+// configuration, for its validation errors.
+var loggingFlagOf = map[string]string{"format": "--logging-format", "verbosity": "--v", "vmodule": "--vmodule", "flushFrequency": "--log-flush-frequency"}
+
 // validated is a checked configuration of run or audit.
 type validated struct {
 	mode ipam.Mode
@@ -77,8 +81,16 @@ func (o *commonOptions) validate() (validated, error) {
 	if err := o.cloud.Validate(); err != nil {
 		return validated{}, err
 	}
-	if err := logsapi.Validate(o.logging, nil, nil).ToAggregate(); err != nil {
-		return validated{}, fmt.Errorf("logging flags: %w", err)
+	if errs := logsapi.Validate(o.logging, nil, nil); len(errs) > 0 {
+		msgs := make([]string, 0, len(errs))
+		for _, e := range errs {
+			flag, ok := loggingFlagOf[strings.SplitN(e.Field, ".", 2)[0]]
+			if !ok {
+				flag = "logging flags"
+			}
+			msgs = append(msgs, fmt.Sprintf("%s: %s", flag, e.ErrorBody()))
+		}
+		return validated{}, errors.New(strings.Join(msgs, "; "))
 	}
 	return validated{mode: mode, cfg: cfg}, nil
 }
@@ -127,12 +139,13 @@ func (o *runOptions) flagSet() *pflag.FlagSet {
 	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", o.retryPeriod, "How often candidates try to acquire and the leader to renew the lease.")
 	fs.StringVar(&o.leaseName, "leader-elect-resource-name", o.leaseName, "Name of the Lease object used for leader election.")
 	fs.StringVar(&o.leaseNamespace, "leader-elect-resource-namespace", o.leaseNamespace, "Namespace of the Lease object; the default is $POD_NAMESPACE when set, else kube-system.")
-	fs.BoolVar(&o.once, "once", o.once, "Run one full pass and exit: 0 when every route was placed, 1 otherwise (for migrations and CI). Leader election is off unless --leader-elect is given explicitly.")
+	fs.BoolVar(&o.once, "once", o.once, "Run one full pass and exit: 0 when every route was placed, 1 otherwise (for migrations and CI). Leader election is off unless --leader-elect (or its variable) is given explicitly.")
 	return fs
 }
 
 // onceDefaults turns leader election off for --once unless the command line
-// asks for it: one pass from a job or CI has no standby to hand over to.
+// or its environment variable asks for it: one pass from a job or CI has no
+// standby to hand over to.
 func (o *runOptions) onceDefaults(fs *pflag.FlagSet) {
 	if o.once && !fs.Changed("leader-elect") {
 		o.leaderElect = false
@@ -247,9 +260,12 @@ func normalizeBindAddress(addr string) (string, error) {
 }
 
 // parseFlags parses a subcommand's flags, its own (fs) and the logging
-// flags, listed apart in --help. It returns done=true with the exit code
-// when the command must stop: after --help (0) or on a bad flag (2).
-func parseFlags(fs, logging *pflag.FlagSet, args []string, cmd string, stdout, stderr io.Writer) (code int, done bool) {
+// flags, listed apart in --help, then takes the flags the command line left
+// unset from their environment variables in environ (see applyEnv). It
+// returns done=true with the exit code when the command must stop: after
+// --help (0) or on a bad flag or variable (2); else the flags set by the
+// environment.
+func parseFlags(fs, logging *pflag.FlagSet, args []string, environ []string, cmd string, stdout, stderr io.Writer) (src envSource, code int, done bool) {
 	all := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
 	all.AddFlagSet(fs)
 	all.AddFlagSet(logging)
@@ -257,17 +273,28 @@ func parseFlags(fs, logging *pflag.FlagSet, args []string, cmd string, stdout, s
 	err := all.Parse(args)
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage:\n  %s %s [flags]\n\nFlags:\n%s\nLogging flags:\n%s%s", name, cmd, fs.FlagUsages(), logging.FlagUsages(), exitCodesHelp[cmd])
-		return exitOK, true
+		fmt.Fprintf(stdout, "Usage:\n  %s %s [flags]\n\n%s\nFlags:\n%s\nLogging flags:\n%s%s", name, cmd, envHelp,
+			withEnvNames(fs).FlagUsages(), withEnvNames(logging).FlagUsages(), exitCodesHelp[cmd])
+		return nil, exitOK, true
 	case err != nil:
 		usageError(stderr, cmd, err)
-		return exitUsage, true
+		return nil, exitUsage, true
 	case all.NArg() > 0:
 		usageError(stderr, cmd, fmt.Errorf("unexpected argument %q", all.Arg(0)))
-		return exitUsage, true
+		return nil, exitUsage, true
 	}
-	return exitOK, false
+	src, err = applyEnv(all, environ)
+	if err != nil {
+		usageError(stderr, cmd, err)
+		return nil, exitUsage, true
+	}
+	return src, exitOK, false
 }
+
+// envHelp opens each subcommand's --help.
+var envHelp = "Every flag can also be set by the environment variable shown after its help, " + envPrefix + "<FLAG_NAME>\n" +
+	"with dashes as underscores; a flag on the command line wins over its variable. A variable\n" +
+	"that names no flag of run or audit is an error; each subcommand ignores the other's.\n"
 
 // exitCodesHelp ends each subcommand's --help.
 var exitCodesHelp = map[string]string{

@@ -33,27 +33,28 @@ func (e configError) Unwrap() error { return e.err }
 func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
 	o := newRunOptions(e.getenv)
 	fs := o.flagSet()
-	if code, done := parseFlags(fs, o.loggingFlags(), args, "run", stdout, stderr); done {
+	src, code, done := parseFlags(fs, o.loggingFlags(), args, e.environ(), "run", stdout, stderr)
+	if done {
 		return code
 	}
 	o.onceDefaults(fs)
 	v, err := o.validate()
 	if err != nil {
-		usageError(stderr, "run", err)
+		usageError(stderr, "run", src.explain(err))
 		return exitUsage
 	}
 	if ctx, err = e.applyLogging(ctx, o.logging); err != nil {
-		usageError(stderr, "run", err)
+		usageError(stderr, "run", src.explain(err))
 		return exitUsage
 	}
 	clients, err := e.clients(o.kubeconfig, "")
 	if err != nil {
-		usageError(stderr, "run", err)
+		usageError(stderr, "run", src.explain(err))
 		return exitUsage
 	}
 	if err := runController(ctx, o, v, clients, e); err != nil {
 		if errors.As(err, new(configError)) {
-			usageError(stderr, "run", err)
+			usageError(stderr, "run", src.explain(err))
 			return exitUsage
 		}
 		fmt.Fprintf(stderr, "%s run: %s.\n", name, strings.TrimSuffix(err.Error(), "."))
