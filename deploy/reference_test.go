@@ -130,8 +130,8 @@ func klogFlag(name string) bool {
 
 // TestEveryFlagIsDocumentedAndAChartValue builds the publisher, reads the
 // flags of `run` from its help, and checks that each one is in the README's
-// configuration reference and on the chart's command line, and that the
-// manifests pass no flag `run` does not know.
+// configuration reference and in the chart's environment, and that the
+// manifests set no variable `run` does not know.
 func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the publisher")
@@ -165,19 +165,24 @@ func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
 	for _, f := range flags {
 		known[string(f[1])] = true
 	}
-	for _, f := range regexp.MustCompile(`- --([a-z0-9_-]+)=`).FindAllSubmatch(chart, -1) {
+	chartFlags := map[string]bool{}
+	for _, f := range regexp.MustCompile(`include "vrp.flagEnv" \(list "([a-z0-9-]+)"`).FindAllSubmatch(chart, -1) {
+		chartFlags[string(f[1])] = true
 		if !known[string(f[1])] {
-			t.Errorf("the chart passes --%s, which `run` does not accept", f[1])
+			t.Errorf("the chart sets the variable of --%s, which `run` does not accept", f[1])
 		}
 	}
 	base, err := os.ReadFile("base/deployment.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range regexp.MustCompile(`- --([a-z0-9_-]+)=`).FindAllSubmatch(base, -1) {
-		if !known[string(f[1])] {
-			t.Errorf("the kustomize base passes --%s, which `run` does not accept", f[1])
+	for _, f := range regexp.MustCompile(`name: VPC_ROUTE_PUBLISHER_([A-Z0-9_]+)`).FindAllSubmatch(base, -1) {
+		if flag := strings.ToLower(strings.ReplaceAll(string(f[1]), "_", "-")); !known[flag] {
+			t.Errorf("the kustomize base sets VPC_ROUTE_PUBLISHER_%s, which names no flag of `run`", f[1])
 		}
+	}
+	if !strings.Contains(string(help), "[$VPC_ROUTE_PUBLISHER_CLUSTER_ID]") {
+		t.Errorf("run --help does not name the flags' variables:\n%s", help)
 	}
 	n := 0
 	for _, f := range flags {
@@ -196,8 +201,8 @@ func TestEveryFlagIsDocumentedAndAChartValue(t *testing.T) {
 		if !regexp.MustCompile("(?m)^\\|[^\n]*`--" + regexp.QuoteMeta(name) + "`").Match(readme) {
 			t.Errorf("flag --%s is not in the README's configuration reference", name)
 		}
-		if !strings.Contains(string(chart), "- --"+name+"=") {
-			t.Errorf("flag --%s is not on the chart's command line", name)
+		if !chartFlags[name] {
+			t.Errorf("flag --%s is not in the chart's environment (vrp.flagEnv)", name)
 		}
 	}
 	if n < 30 {

@@ -363,37 +363,50 @@ func TestKustomizeBase(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(objs)); !slices.Equal(got, want) {
 		t.Fatalf("base objects = %v, want %v", got, want)
 	}
-	for _, a := range containerArgs(t, objs["Deployment/kube-system/vpc-route-publisher"]) {
-		if strings.HasPrefix(a, "--cluster-id") || strings.HasPrefix(a, "--cluster-cidr") {
-			t.Errorf("the base sets %s; cluster-specific flags belong in an overlay", a)
+	d := decode[appsv1.Deployment](t, objs["Deployment/kube-system/vpc-route-publisher"])
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Equal(args, []string{"run"}) {
+		t.Errorf("the base's args are %q; its configuration belongs in the environment, which overlays patch by name", args)
+	}
+	flags := flagsOf(d)
+	for _, f := range []string{"cluster-id", "cluster-cidr"} {
+		if v, ok := flags[f]; ok {
+			t.Errorf("the base sets --%s=%s; cluster-specific settings belong in an overlay", f, v)
 		}
 	}
 }
 
-func containerArgs(t *testing.T, deployment object) []string {
-	t.Helper()
-	var d struct {
-		Spec struct {
-			Template struct {
-				Spec struct {
-					Containers []struct {
-						Args []string `json:"args"`
-					} `json:"containers"`
-				} `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
-	b, err := json.Marshal(deployment)
+// TestKustomizePatchesAreByName: the overlay and the components change the
+// container's settings by name (strategic merge on the env, volume and
+// mount names), never by position in a list, which breaks whenever the base
+// gains a setting.
+func TestKustomizePatchesAreByName(t *testing.T) {
+	files, err := filepath.Glob("*/*/kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
+	paths := regexp.MustCompile(`(?m)^\s*path: (/spec/\S+)`)
+	// A list position: /args/3, /env/-. The one container is named, not
+	// counted, so containers/0 is allowed.
+	position := regexp.MustCompile(`/([0-9]+|-)(/|$)`)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "kind: Deployment") {
+			continue
+		}
+		n++
+		for _, m := range paths.FindAllSubmatch(b, -1) {
+			if p := strings.Replace(string(m[1]), "/containers/0/", "/containers/vpc-route-publisher/", 1); position.MatchString(p) {
+				t.Errorf("%s patches the Deployment by list position (%s); patch by name with a strategic merge", f, m[1])
+			}
+		}
 	}
-	if len(d.Spec.Template.Spec.Containers) != 1 {
-		t.Fatalf("deployment has %d containers, want 1", len(d.Spec.Template.Spec.Containers))
+	if n < 4 {
+		t.Errorf("found %d kustomizations patching the Deployment, want the example overlay and three components", n)
 	}
-	return d.Spec.Template.Spec.Containers[0].Args
 }
 
 // TestDeploymentHardening checks the properties the publisher's safety rests
@@ -583,11 +596,11 @@ func TestHelmCreatesSecretAndRAMRoleMode(t *testing.T) {
 		"--kube-version", kubeVersion, "--values", "testdata/values-example.yaml",
 		"--set", "credentials.mode=ramRole", "--set", "credentials.ramRole.name=KubernetesWorkerRole")
 	objs := parseManifests(t, out)
-	args := containerArgs(t, objs["Deployment/kube-system/vpc-route-publisher"])
-	if !slices.Contains(args, "--ram-role=KubernetesWorkerRole") || slices.ContainsFunc(args, func(a string) bool {
-		return strings.HasPrefix(a, "--credentials-dir") || strings.HasPrefix(a, "--cloud-config")
-	}) {
-		t.Errorf("ramRole mode args = %v, want --ram-role and no other credential source", args)
+	flags := flagsOf(decode[appsv1.Deployment](t, objs["Deployment/kube-system/vpc-route-publisher"]))
+	_, dir := flags["credentials-dir"]
+	_, cloudConfig := flags["cloud-config"]
+	if flags["ram-role"] != "KubernetesWorkerRole" || flags["credential-source"] != "ecs-ram-role" || dir || cloudConfig {
+		t.Errorf("ramRole mode flags = %v, want --ram-role and no other credential source", flags)
 	}
 	if _, ok := objs["Secret/kube-system/vpc-route-publisher-credentials"]; ok {
 		t.Error("ramRole mode renders a Secret")

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -50,6 +49,18 @@ func decode[T any](t *testing.T, o object) *T {
 func deployment(t *testing.T, objs map[string]object) *appsv1.Deployment {
 	t.Helper()
 	return decode[appsv1.Deployment](t, objs["Deployment/kube-system/vpc-route-publisher"])
+}
+
+// flagsOf returns the flags of run the container's environment sets, by
+// flag name: VPC_ROUTE_PUBLISHER_CLUSTER_CIDR is --cluster-cidr.
+func flagsOf(d *appsv1.Deployment) map[string]string {
+	flags := map[string]string{}
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if name, ok := strings.CutPrefix(e.Name, "VPC_ROUTE_PUBLISHER_"); ok {
+			flags[strings.ToLower(strings.ReplaceAll(name, "_", "-"))] = e.Value
+		}
+	}
+	return flags
 }
 
 func envOf(d *appsv1.Deployment) map[string]corev1.EnvVar {
@@ -246,11 +257,17 @@ func TestChartValuesOperatorsExpect(t *testing.T) {
 		if f := env["HOST_IP"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "status.hostIP" {
 			t.Errorf("HOST_IP %+v, want status.hostIP", env["HOST_IP"])
 		}
-		args := d.Spec.Template.Spec.Containers[0].Args
-		for _, want := range []string{"--metrics-bind-address=$(HOST_IP):10290", "--health-bind-address=$(HOST_IP):10291"} {
-			if !slices.Contains(args, want) {
-				t.Errorf("args %v, want %s", args, want)
-			}
+		flags := flagsOf(d)
+		if flags["metrics-bind-address"] != "$(HOST_IP):10290" || flags["health-bind-address"] != "$(HOST_IP):10291" {
+			t.Errorf("bind addresses %q and %q, want $(HOST_IP):10290 and $(HOST_IP):10291", flags["metrics-bind-address"], flags["health-bind-address"])
+		}
+		// The kubelet expands $(HOST_IP) only from variables defined before.
+		names := make([]string, 0, len(d.Spec.Template.Spec.Containers[0].Env))
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			names = append(names, e.Name)
+		}
+		if h, m := slices.Index(names, "HOST_IP"), slices.Index(names, "VPC_ROUTE_PUBLISHER_METRICS_BIND_ADDRESS"); h < 0 || h > m {
+			t.Errorf("env order %v: HOST_IP must come before the bind addresses", names)
 		}
 	})
 	t.Run("RRSA through the ack-pod-identity-webhook", func(t *testing.T) {
@@ -267,8 +284,8 @@ func TestChartValuesOperatorsExpect(t *testing.T) {
 				t.Errorf("%s is set by the chart; the webhook injects it", n)
 			}
 		}
-		if len(d.Spec.Template.Spec.Volumes) != 0 || !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--credential-source=rrsa") {
-			t.Errorf("volumes %v args %v, want no volume and --credential-source=rrsa", d.Spec.Template.Spec.Volumes, d.Spec.Template.Spec.Containers[0].Args)
+		if len(d.Spec.Template.Spec.Volumes) != 0 || flagsOf(d)["credential-source"] != "rrsa" {
+			t.Errorf("volumes %v env %v, want no volume and --credential-source=rrsa", d.Spec.Template.Spec.Volumes, d.Spec.Template.Spec.Containers[0].Env)
 		}
 	})
 }
@@ -292,8 +309,8 @@ func TestCredentialsSecretNeverBlocksThePod(t *testing.T) {
 	}
 	for mode, want := range map[string]string{"secret": "credentials-dir", "cloudConfig": "cloud-config", "ramRole": "ecs-ram-role"} {
 		d := deployment(t, helmSet(t, "credentials.mode="+mode))
-		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, fmt.Sprintf("--credential-source=%s", want)) {
-			t.Errorf("credentials.mode=%s: args %v, want --credential-source=%s", mode, d.Spec.Template.Spec.Containers[0].Args, want)
+		if got := flagsOf(d)["credential-source"]; got != want {
+			t.Errorf("credentials.mode=%s: --credential-source=%s, want %s", mode, got, want)
 		}
 	}
 }

@@ -102,3 +102,13 @@ the check.
 
 {{/* The host the metrics and health servers bind: every address, or the node's IP. */}}
 {{- define "vrp.bindHost" -}}{{ if .Values.bindToNodeIP }}$(HOST_IP){{ end }}{{- end -}}
+
+{{/*
+vrp.flagEnv renders the environment variable of one flag of `run`:
+VPC_ROUTE_PUBLISHER_ and the flag's name in capitals with dashes as
+underscores, as the publisher reads it. Call with (list "flag-name" value).
+*/}}
+{{- define "vrp.flagEnv" }}
+        - name: VPC_ROUTE_PUBLISHER_{{ index . 0 | upper | replace "-" "_" }}
+          value: {{ index . 1 | toString | quote }}
+{{- end -}}
