@@ -126,8 +126,10 @@ HELM_DOCS = $(BIN)/helm-docs --chart-search-root deploy/helm --skip-version-foot
 chart-docs: $(BIN)/helm-docs ## Regenerate the chart's README.md from its values.yaml comments.
 	$(HELM_DOCS)
 
+# The Go tests of deploy/ include TestPromtoolOnChartRenderedRules: promtool
+# on the rules as the chart renders them, with default and non-default values.
 .PHONY: deploy-check
-deploy-check: $(BIN)/helm $(BIN)/helm-docs $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object), check the chart's README is current and unit-test the alerting rules.
+deploy-check: $(BIN)/helm $(BIN)/helm-docs $(BIN)/kustomize $(BIN)/promtool ## Lint and render deploy/ (Helm and kustomize, compared object by object), check the chart's README is current and unit-test the alerting rules, as written and as the chart renders them.
 	$(HELM_DOCS) --dry-run | diff -u deploy/helm/vpc-route-publisher/README.md - || { echo 'deploy/helm/vpc-route-publisher/README.md is stale: run make chart-docs' >&2; exit 1; }
 	$(BIN)/helm lint --strict deploy/helm/vpc-route-publisher --values deploy/testdata/values-example.yaml
 	$(BIN)/kustomize build deploy/base >/dev/null
