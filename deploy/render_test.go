@@ -27,6 +27,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 )
 
 var update = flag.Bool("update", false, "rewrite the copies of deploy/prometheus/rules.yaml and of the dashboard from their sources")
@@ -709,13 +711,13 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 }
 
 // TestRAMPolicy checks that the RAM policy and its scoped variant grant
-// exactly the VPC and ECS actions the publisher calls, and that the variant
+// exactly the VPC and ECS actions the publisher calls (cloud.RAMActions),
+// each once, and that the variant
 // grants the writes on route-table ARNs only.
 func TestRAMPolicy(t *testing.T) {
-	want := []string{
-		"ecs:DescribeInstances", "ecs:DescribeNetworkInterfaces", "ecs:ModifyNetworkInterfaceAttribute",
-		"vpc:CreateRouteEntries", "vpc:DeleteRouteEntries", "vpc:DescribeRouteEntryList", "vpc:DescribeRouteTableList",
-		"vpc:DescribeVpcs", "vpc:ModifyRouteEntry",
+	want := cloud.RAMActions()
+	if len(want) < 9 {
+		t.Fatalf("cloud.RAMActions() = %v", want)
 	}
 	writes := map[string]bool{"vpc:CreateRouteEntries": true, "vpc:DeleteRouteEntries": true, "vpc:ModifyRouteEntry": true}
 	for _, file := range []string{"ram-policy.json", "ram-policy-scoped.json"} {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vpc-route-publisher/vpc-route-publisher/e2e/framework"
+	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/cloud/alisim"
 	"github.com/vpc-route-publisher/vpc-route-publisher/pkg/route"
 )
@@ -76,11 +77,17 @@ func TestPermissionsDegradeSafely(t *testing.T) {
 	if full == nil {
 		t.Fatal("the suite's simulator runs without the shipped RAM policy")
 	}
-	var actions []string
+	// Every action the publisher calls, which the shipped policy grants
+	// exactly (TestShippedPolicyIsWhatTheProbesNeed in pkg/cloud).
+	actions := cloud.RAMActions()
+	var granted []string
 	for _, st := range full.Statement {
-		actions = append(actions, st.Action...)
+		granted = append(granted, st.Action...)
 	}
-	slices.Sort(actions)
+	slices.Sort(granted)
+	if !slices.Equal(granted, actions) {
+		t.Fatalf("the suite's RAM policy grants %v, the publisher calls %v", granted, actions)
+	}
 	// ecs:DescribeInstances first: it is missing from the start, before
 	// any pass could delete the released instance's entry.
 	actions = slices.DeleteFunc(actions, func(a string) bool { return a == "ecs:DescribeInstances" })

@@ -119,6 +119,20 @@ func newPermissions(probes []permissionProbe, cfg probeConfig, env probeEnv, m *
 	return p
 }
 
+// RAMActions returns every RAM action the publisher may call, sorted: the
+// actions of its permission probes, whatever the configuration needs of
+// them. The shipped RAM policies (deploy/ram-policy.json and its scoped
+// variant) grant exactly these, and the tests that take permissions away
+// take them from here.
+func RAMActions() []string {
+	out := make([]string, 0, len(permissionProbes))
+	for _, pr := range permissionProbes {
+		out = append(out, pr.Action)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Actions returns the RAM actions the configuration needs, sorted.
 func (p *Permissions) Actions() []string {
 	out := make([]string, 0, len(p.probes))
